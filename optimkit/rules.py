@@ -1,0 +1,477 @@
+r"""Update rules as small pure functions with explicit state.
+
+Every rule comes as a pair, the way optax writes them::
+
+    state = adam_init(params)
+    params, state = adam_update(grads, state, params, lr=1e-3)
+    print(state.m[0], state.v[0])        # the moments are plain arrays
+
+``params`` and ``grads`` are lists of NumPy arrays. ``*_update`` never modifies
+its arguments: it returns new parameters and a new state.
+
+Each rule's arithmetic lives in one per-array kernel (``_sgd_kernel`` ...) that
+works in place on the arrays it is given. The pure functions run it on copies;
+the torch-style classes in :mod:`optimkit.optim` run it on their own buffers.
+So both faces compute the same numbers, bit for bit, and the book shows the
+kernels as the code the tests check.
+
+Conventions follow ``torch.optim`` 2.13 (``_single_tensor_*`` paths): the step
+counter ``t`` starts at 1 on the first update, ``eps`` is added *outside* the
+square root, and coupled weight decay is added to the gradient first.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import NamedTuple
+
+import numpy as np
+
+from . import _checks
+
+Arrays = list  # list[np.ndarray], one entry per parameter array
+
+
+# ---------------------------------------------------------------------------
+# shared checks
+# ---------------------------------------------------------------------------
+
+def check_common(lr, weight_decay) -> None:
+    _checks.non_negative("lr", lr)
+    _checks.non_negative("weight_decay", weight_decay)
+
+
+def check_betas(betas) -> tuple[float, float]:
+    try:
+        beta1, beta2 = betas
+    except (TypeError, ValueError):
+        raise ValueError(f"betas must be a pair (beta1, beta2), got {betas!r}") from None
+    return (_checks.in_unit_interval("betas[0]", beta1), _checks.in_unit_interval("betas[1]", beta2))
+
+
+def check_sgd(lr, momentum, dampening, weight_decay, nesterov) -> None:
+    check_common(lr, weight_decay)
+    _checks.non_negative("momentum", momentum)
+    _checks.finite("dampening", dampening)
+    if nesterov and (momentum <= 0 or dampening != 0):
+        raise ValueError(
+            f"nesterov=True needs momentum > 0 and dampening = 0, "
+            f"got momentum={momentum!r}, dampening={dampening!r}"
+        )
+
+
+def check_adam(lr, betas, eps, weight_decay) -> None:
+    check_common(lr, weight_decay)
+    check_betas(betas)
+    _checks.positive("eps", eps)
+
+
+def _copy(arrays) -> list:
+    return [None if a is None else np.array(a, copy=True) for a in arrays]
+
+
+def _decay_or_couple(p, g, lr, weight_decay, decoupled):
+    """Apply weight decay: shrink ``p`` in place (decoupled) or return g + wd·p (L2)."""
+    if weight_decay == 0:
+        return g
+    if decoupled:
+        p *= 1 - lr * weight_decay
+        return g
+    return g + weight_decay * p
+
+
+# ---------------------------------------------------------------------------
+# SGD with momentum
+# ---------------------------------------------------------------------------
+
+def _sgd_kernel(p, g, buf, *, t, lr, momentum, dampening, weight_decay, nesterov, maximize):
+    """One SGD step on one array, in place on ``p`` and ``buf``."""
+    if maximize:
+        g = -g
+    g = _decay_or_couple(p, g, lr, weight_decay, decoupled=False)
+    if momentum != 0:
+        if t == 1:
+            buf[...] = g  # the first buffer is the raw gradient, not damped
+        else:
+            buf *= momentum
+            buf += (1 - dampening) * g
+        g = g + momentum * buf if nesterov else buf
+    p -= lr * g
+
+
+class SGDState(NamedTuple):
+    step: int
+    momentum: Arrays  # the velocity b, one array per parameter
+
+
+def sgd_init(params) -> SGDState:
+    return SGDState(step=0, momentum=[np.zeros_like(p) for p in params])
+
+
+def sgd_update(grads, state: SGDState, params, *, lr=1e-3, momentum=0.0, dampening=0.0,
+               weight_decay=0.0, nesterov=False, maximize=False):
+    r"""SGD with (heavy-ball or Nesterov) momentum, as ``torch.optim.SGD``.
+
+    .. math::
+
+        g_t &\leftarrow \nabla J(\theta_{t-1}) + \lambda\,\theta_{t-1} \\
+        b_t &= \begin{cases} g_t & t = 1 \\ \mu\, b_{t-1} + (1-\tau)\, g_t & t > 1 \end{cases} \\
+        \theta_t &= \theta_{t-1} - \eta\, \begin{cases} g_t + \mu\, b_t & \text{Nesterov} \\
+                                                          b_t & \text{otherwise} \end{cases}
+
+    With :math:`\mu = 0` this is plain SGD, :math:`\theta_t = \theta_{t-1} - \eta g_t`.
+    """
+    check_sgd(lr, momentum, dampening, weight_decay, nesterov)
+    params = _copy(_checks.float_params(params))
+    grads = _checks.grads_like(grads, params)
+    t = state.step + 1
+    bufs = _copy(state.momentum)
+    for p, g, b in zip(params, grads, bufs):
+        _sgd_kernel(p, np.asarray(g), b, t=t, lr=lr, momentum=momentum, dampening=dampening,
+                    weight_decay=weight_decay, nesterov=nesterov, maximize=maximize)
+    return params, SGDState(step=t, momentum=bufs)
+
+
+# ---------------------------------------------------------------------------
+# AdaGrad
+# ---------------------------------------------------------------------------
+
+def _adagrad_kernel(p, g, s, *, t, lr, lr_decay, weight_decay, eps, maximize):
+    """One AdaGrad step on one array, in place on ``p`` and ``s``."""
+    if maximize:
+        g = -g
+    g = _decay_or_couple(p, g, lr, weight_decay, decoupled=False)
+    clr = lr / (1 + (t - 1) * lr_decay)
+    s += g * g
+    p -= clr * g / (np.sqrt(s) + eps)
+
+
+class AdagradState(NamedTuple):
+    step: int
+    sum_sq: Arrays  # s: the running sum of squared gradients
+
+
+def adagrad_init(params, initial_accumulator_value=0.0) -> AdagradState:
+    _checks.non_negative("initial_accumulator_value", initial_accumulator_value)
+    return AdagradState(step=0, sum_sq=[np.full_like(p, initial_accumulator_value) for p in params])
+
+
+def adagrad_update(grads, state: AdagradState, params, *, lr=1e-2, lr_decay=0.0,
+                   weight_decay=0.0, eps=1e-10, maximize=False):
+    r"""AdaGrad, as ``torch.optim.Adagrad``.
+
+    .. math::
+
+        s_t &= s_{t-1} + g_t \odot g_t \\
+        \theta_t &= \theta_{t-1} - \frac{\eta}{1 + (t-1)\,\delta}\;
+                    \frac{g_t}{\sqrt{s_t} + \epsilon}
+
+    :math:`\delta` is ``lr_decay``; :math:`\epsilon` sits outside the root.
+    """
+    check_common(lr, weight_decay)
+    _checks.non_negative("lr_decay", lr_decay)
+    _checks.positive("eps", eps)
+    params = _copy(_checks.float_params(params))
+    grads = _checks.grads_like(grads, params)
+    t = state.step + 1
+    sums = _copy(state.sum_sq)
+    for p, g, s in zip(params, grads, sums):
+        _adagrad_kernel(p, np.asarray(g), s, t=t, lr=lr, lr_decay=lr_decay,
+                        weight_decay=weight_decay, eps=eps, maximize=maximize)
+    return params, AdagradState(step=t, sum_sq=sums)
+
+
+# ---------------------------------------------------------------------------
+# RMSProp
+# ---------------------------------------------------------------------------
+
+def _rmsprop_kernel(p, g, v, g_avg, buf, *, lr, alpha, eps, weight_decay, momentum,
+                    centered, maximize):
+    """One RMSProp step on one array, in place on ``p``, ``v``, ``g_avg``, ``buf``."""
+    if maximize:
+        g = -g
+    g = _decay_or_couple(p, g, lr, weight_decay, decoupled=False)
+    v *= alpha
+    v += (1 - alpha) * g * g
+    if centered:
+        g_avg *= alpha
+        g_avg += (1 - alpha) * g
+        denom = np.sqrt(v - g_avg * g_avg) + eps
+    else:
+        denom = np.sqrt(v) + eps
+    if momentum > 0:
+        buf *= momentum
+        buf += g / denom
+        p -= lr * buf
+    else:
+        p -= lr * g / denom
+
+
+class RMSpropState(NamedTuple):
+    step: int
+    v: Arrays                # moving average of g², "square_avg" in torch
+    g_avg: Arrays | None     # moving average of g (centered only)
+    momentum: Arrays | None  # momentum buffer (momentum > 0 only)
+
+
+def rmsprop_init(params, *, momentum=0.0, centered=False) -> RMSpropState:
+    zeros = lambda: [np.zeros_like(p) for p in params]  # noqa: E731
+    return RMSpropState(step=0, v=zeros(), g_avg=zeros() if centered else None,
+                        momentum=zeros() if momentum > 0 else None)
+
+
+def rmsprop_update(grads, state: RMSpropState, params, *, lr=1e-2, alpha=0.99, eps=1e-8,
+                   weight_decay=0.0, momentum=0.0, centered=False, maximize=False):
+    r"""RMSProp, as ``torch.optim.RMSprop`` (no bias correction, eps outside the root).
+
+    .. math::
+
+        v_t &= \alpha\, v_{t-1} + (1-\alpha)\, g_t^2 \\
+        d_t &= \sqrt{v_t - \bar g_t^{\,2}} + \epsilon \quad\text{(centered, with }
+               \bar g_t = \alpha \bar g_{t-1} + (1-\alpha) g_t\text{), else } \sqrt{v_t} + \epsilon \\
+        \theta_t &= \theta_{t-1} - \eta\, g_t / d_t
+        \qquad\text{or, with momentum } \mu:\quad
+        b_t = \mu b_{t-1} + g_t / d_t,\;\; \theta_t = \theta_{t-1} - \eta\, b_t
+    """
+    check_common(lr, weight_decay)
+    _checks.non_negative("alpha", alpha)
+    _checks.positive("eps", eps)
+    _checks.non_negative("momentum", momentum)
+    if (centered and state.g_avg is None) or (momentum > 0 and state.momentum is None):
+        raise ValueError("state was made for other settings: call "
+                         "rmsprop_init(params, momentum=..., centered=...) with the same ones")
+    params = _copy(_checks.float_params(params))
+    grads = _checks.grads_like(grads, params)
+    n = len(params)
+    v = _copy(state.v)
+    g_avg = _copy(state.g_avg) if centered else [None] * n
+    bufs = _copy(state.momentum) if momentum > 0 else [None] * n
+    for p, g, v_i, ga_i, b_i in zip(params, grads, v, g_avg, bufs):
+        _rmsprop_kernel(p, np.asarray(g), v_i, ga_i, b_i, lr=lr, alpha=alpha, eps=eps,
+                        weight_decay=weight_decay, momentum=momentum, centered=centered,
+                        maximize=maximize)
+    return params, RMSpropState(step=state.step + 1, v=v,
+                                g_avg=g_avg if centered else state.g_avg,
+                                momentum=bufs if momentum > 0 else state.momentum)
+
+
+# ---------------------------------------------------------------------------
+# Adam, AdamW
+# ---------------------------------------------------------------------------
+
+def _adam_kernel(p, g, m, v, v_max, *, t, lr, betas, eps, weight_decay, decoupled,
+                 amsgrad, maximize):
+    """One Adam (``decoupled=False``) or AdamW step on one array, in place."""
+    beta1, beta2 = betas
+    if maximize:
+        g = -g
+    g = _decay_or_couple(p, g, lr, weight_decay, decoupled)
+    m *= beta1
+    m += (1 - beta1) * g
+    v *= beta2
+    v += (1 - beta2) * g * g
+    if amsgrad:
+        np.maximum(v_max, v, out=v_max)
+        v = v_max
+    bias_correction1 = 1 - beta1 ** t
+    bias_correction2 = 1 - beta2 ** t
+    denom = np.sqrt(v) / math.sqrt(bias_correction2) + eps
+    p -= (lr / bias_correction1) * m / denom
+
+
+class AdamState(NamedTuple):
+    step: int
+    m: Arrays             # first moment, "exp_avg" in torch
+    v: Arrays             # second moment, "exp_avg_sq" in torch
+    v_max: Arrays | None  # running max of v (amsgrad only)
+
+
+def adam_init(params, *, amsgrad=False) -> AdamState:
+    zeros = lambda: [np.zeros_like(p) for p in params]  # noqa: E731
+    return AdamState(step=0, m=zeros(), v=zeros(), v_max=zeros() if amsgrad else None)
+
+
+def adam_update(grads, state: AdamState, params, *, lr=1e-3, betas=(0.9, 0.999), eps=1e-8,
+                weight_decay=0.0, amsgrad=False, decoupled_weight_decay=False, maximize=False):
+    r"""Adam, as ``torch.optim.Adam`` (AdamW with ``decoupled_weight_decay=True``).
+
+    .. math::
+
+        m_t &= \beta_1 m_{t-1} + (1-\beta_1)\, g_t \\
+        v_t &= \beta_2 v_{t-1} + (1-\beta_2)\, g_t^2 \\
+        \theta_t &= \theta_{t-1} - \frac{\eta}{1-\beta_1^t}\,
+                    \frac{m_t}{\sqrt{v_t}\,/\sqrt{1-\beta_2^t} + \epsilon}
+
+    Coupled (L2) decay adds :math:`\lambda\theta_{t-1}` to :math:`g_t`; decoupled decay
+    (AdamW) first shrinks :math:`\theta_{t-1} \leftarrow (1-\eta\lambda)\,\theta_{t-1}`.
+    AMSGrad replaces :math:`v_t` in the step by :math:`\max_{s\le t} v_s`.
+    """
+    check_adam(lr, betas, eps, weight_decay)
+    if amsgrad and state.v_max is None:
+        raise ValueError("state has no v_max: call adam_init(params, amsgrad=True) for AMSGrad")
+    params = _copy(_checks.float_params(params))
+    grads = _checks.grads_like(grads, params)
+    t = state.step + 1
+    m, v = _copy(state.m), _copy(state.v)
+    v_max = _copy(state.v_max) if amsgrad else [None] * len(params)
+    for p, g, m_i, v_i, vm_i in zip(params, grads, m, v, v_max):
+        _adam_kernel(p, np.asarray(g), m_i, v_i, vm_i, t=t, lr=lr, betas=betas, eps=eps,
+                     weight_decay=weight_decay, decoupled=decoupled_weight_decay,
+                     amsgrad=amsgrad, maximize=maximize)
+    return params, AdamState(step=t, m=m, v=v, v_max=v_max if amsgrad else state.v_max)
+
+
+def adamw_update(grads, state: AdamState, params, *, lr=1e-3, betas=(0.9, 0.999), eps=1e-8,
+                 weight_decay=1e-2, amsgrad=False, maximize=False):
+    r"""AdamW, as ``torch.optim.AdamW``: decoupled weight decay applied before the Adam step.
+
+    .. math::
+
+        \theta' &= (1 - \eta\lambda)\,\theta_{t-1} \\
+        \theta_t &= \theta' - \frac{\eta}{1-\beta_1^t}\,
+                    \frac{m_t}{\sqrt{v_t}\,/\sqrt{1-\beta_2^t} + \epsilon}
+    """
+    return adam_update(grads, state, params, lr=lr, betas=betas, eps=eps,
+                       weight_decay=weight_decay, amsgrad=amsgrad,
+                       decoupled_weight_decay=True, maximize=maximize)
+
+
+adamw_init = adam_init
+
+
+# ---------------------------------------------------------------------------
+# NAdam
+# ---------------------------------------------------------------------------
+
+def nadam_momentum(t, beta1, momentum_decay):
+    r"""Dozat's momentum schedule :math:`\mu_t = \beta_1(1 - \tfrac12\, 0.96^{t\psi})`."""
+    return beta1 * (1.0 - 0.5 * 0.96 ** (t * momentum_decay))
+
+
+def _nadam_kernel(p, g, m, v, *, t, mu_product, lr, betas, eps, weight_decay,
+                  momentum_decay, decoupled, maximize):
+    """One NAdam step on one array; returns the updated product of the mu's."""
+    beta1, beta2 = betas
+    if maximize:
+        g = -g
+    g = _decay_or_couple(p, g, lr, weight_decay, decoupled)
+    mu = nadam_momentum(t, beta1, momentum_decay)
+    mu_next = nadam_momentum(t + 1, beta1, momentum_decay)
+    mu_product = mu_product * mu
+    m *= beta1
+    m += (1 - beta1) * g
+    v *= beta2
+    v += (1 - beta2) * g * g
+    denom = np.sqrt(v / (1 - beta2 ** t)) + eps
+    p -= (lr * (1 - mu) / (1 - mu_product)) * g / denom
+    p -= (lr * mu_next / (1 - mu_product * mu_next)) * m / denom
+    return mu_product
+
+
+class NAdamState(NamedTuple):
+    step: int
+    mu_product: float  # \prod_{s \le t} \mu_s
+    m: Arrays
+    v: Arrays
+
+
+def nadam_init(params) -> NAdamState:
+    return NAdamState(step=0, mu_product=1.0, m=[np.zeros_like(p) for p in params],
+                      v=[np.zeros_like(p) for p in params])
+
+
+def nadam_update(grads, state: NAdamState, params, *, lr=2e-3, betas=(0.9, 0.999), eps=1e-8,
+                 weight_decay=0.0, momentum_decay=4e-3, decoupled_weight_decay=False,
+                 maximize=False):
+    r"""NAdam (Adam with Nesterov momentum), as ``torch.optim.NAdam``.
+
+    .. math::
+
+        \mu_t &= \beta_1\bigl(1 - \tfrac12\, 0.96^{t\psi}\bigr), \qquad
+        \Pi_t = \textstyle\prod_{s\le t} \mu_s \\
+        d_t &= \sqrt{v_t / (1-\beta_2^t)} + \epsilon \\
+        \theta_t &= \theta_{t-1} - \eta\,\frac{1-\mu_t}{1-\Pi_t}\,\frac{g_t}{d_t}
+                    - \eta\,\frac{\mu_{t+1}}{1-\Pi_t\,\mu_{t+1}}\,\frac{m_t}{d_t}
+    """
+    check_adam(lr, betas, eps, weight_decay)
+    _checks.non_negative("momentum_decay", momentum_decay)
+    params = _copy(_checks.float_params(params))
+    grads = _checks.grads_like(grads, params)
+    t = state.step + 1
+    m, v = _copy(state.m), _copy(state.v)
+    mu_product = state.mu_product
+    for p, g, m_i, v_i in zip(params, grads, m, v):
+        new_product = _nadam_kernel(p, np.asarray(g), m_i, v_i, t=t, mu_product=mu_product,
+                                    lr=lr, betas=betas, eps=eps, weight_decay=weight_decay,
+                                    momentum_decay=momentum_decay,
+                                    decoupled=decoupled_weight_decay, maximize=maximize)
+    return params, NAdamState(step=t, mu_product=new_product, m=m, v=v)
+
+
+# ---------------------------------------------------------------------------
+# RAdam
+# ---------------------------------------------------------------------------
+
+def radam_rho(t, beta2):
+    r"""Length of the approximated SMA: :math:`\rho_t = \rho_\infty - 2t\beta_2^t/(1-\beta_2^t)`."""
+    rho_inf = 2 / (1 - beta2) - 1
+    return rho_inf - 2 * t * beta2 ** t / (1 - beta2 ** t), rho_inf
+
+
+def _radam_kernel(p, g, m, v, *, t, lr, betas, eps, weight_decay, decoupled, maximize):
+    """One RAdam step on one array, in place."""
+    beta1, beta2 = betas
+    if maximize:
+        g = -g
+    g = _decay_or_couple(p, g, lr, weight_decay, decoupled)
+    m *= beta1
+    m += (1 - beta1) * g
+    v *= beta2
+    v += (1 - beta2) * g * g
+    bias_correction1 = 1 - beta1 ** t
+    bias_correction2 = 1 - beta2 ** t
+    rho_t, rho_inf = radam_rho(t, beta2)
+    if rho_t > 5:
+        rect = math.sqrt((rho_t - 4) * (rho_t - 2) * rho_inf
+                         / ((rho_inf - 4) * (rho_inf - 2) * rho_t))
+        p -= (m / bias_correction1) * lr * (math.sqrt(bias_correction2) / (np.sqrt(v) + eps)) * rect
+    else:  # variance not yet tractable: an un-adapted momentum step
+        p -= (m / bias_correction1) * lr
+
+
+class RAdamState(NamedTuple):
+    step: int
+    m: Arrays
+    v: Arrays
+
+
+def radam_init(params) -> RAdamState:
+    return RAdamState(step=0, m=[np.zeros_like(p) for p in params],
+                      v=[np.zeros_like(p) for p in params])
+
+
+def radam_update(grads, state: RAdamState, params, *, lr=1e-3, betas=(0.9, 0.999), eps=1e-8,
+                 weight_decay=0.0, decoupled_weight_decay=False, maximize=False):
+    r"""RAdam (rectified Adam), as ``torch.optim.RAdam``.
+
+    .. math::
+
+        \rho_\infty &= \frac{2}{1-\beta_2} - 1, \qquad
+        \rho_t = \rho_\infty - \frac{2t\,\beta_2^t}{1-\beta_2^t} \\
+        \theta_t &= \theta_{t-1} - \eta\,\frac{m_t}{1-\beta_1^t}\cdot
+        \begin{cases}
+          r_t\,\dfrac{\sqrt{1-\beta_2^t}}{\sqrt{v_t}+\epsilon} & \rho_t > 5 \\
+          1 & \text{otherwise}
+        \end{cases}, \qquad
+        r_t = \sqrt{\frac{(\rho_t-4)(\rho_t-2)\rho_\infty}{(\rho_\infty-4)(\rho_\infty-2)\rho_t}}
+    """
+    check_adam(lr, betas, eps, weight_decay)
+    params = _copy(_checks.float_params(params))
+    grads = _checks.grads_like(grads, params)
+    t = state.step + 1
+    m, v = _copy(state.m), _copy(state.v)
+    for p, g, m_i, v_i in zip(params, grads, m, v):
+        _radam_kernel(p, np.asarray(g), m_i, v_i, t=t, lr=lr, betas=betas, eps=eps,
+                      weight_decay=weight_decay, decoupled=decoupled_weight_decay,
+                      maximize=maximize)
+    return params, RAdamState(step=t, m=m, v=v)
