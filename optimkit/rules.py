@@ -94,7 +94,7 @@ def _sgd_kernel(p, g, buf, *, t, lr, momentum, dampening, weight_decay, nesterov
             buf[...] = g  # the first buffer is the raw gradient, not damped
         else:
             buf *= momentum
-            buf += (1 - dampening) * g
+            buf += g if dampening == 0 else (1 - dampening) * g  # no temporary when undamped
         g = g + momentum * buf if nesterov else buf
     p -= lr * g
 
