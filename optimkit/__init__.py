@@ -6,10 +6,16 @@ Two faces over one set of update rules:
   (``adam_init`` / ``adam_update``), the form the chapters teach;
 * the torch.optim-style classes below (``SGD``, ``Adam``, ...), with torch's
   names, defaults and semantics, updating NumPy arrays in place.
+
+Also: :mod:`optimkit.schedules` (learning-rate schedules equal to torch's),
+:func:`clip_grad_norm` / :func:`clip_grad_value`, :mod:`optimkit.landscapes`
+(2-D test functions and a trajectory runner) and :mod:`optimkit.digits`
+(a NumPy MLP on scikit-learn's bundled digits).
 """
 
-from . import rules
-from .optim import SGD, Adagrad, Adam, AdamW, NAdam, Optimizer, RAdam, RMSprop, OPTIMIZERS
+from . import landscapes, rules, schedules
+from .clipping import clip_grad_norm, clip_grad_value
+from .optim import OPTIMIZERS, SGD, Adagrad, Adam, AdamW, NAdam, Optimizer, RAdam, RMSprop
 
-__all__ = ["rules", "Optimizer", "SGD", "Adagrad", "RMSprop", "Adam", "AdamW", "NAdam", "RAdam",
-           "OPTIMIZERS"]
+__all__ = ["rules", "schedules", "landscapes", "Optimizer", "SGD", "Adagrad", "RMSprop", "Adam",
+           "AdamW", "NAdam", "RAdam", "OPTIMIZERS", "clip_grad_norm", "clip_grad_value"]
