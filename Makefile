@@ -30,11 +30,31 @@ $(TESTENV): requirements-test.txt $(RUNTIME)
 	$(BIN)/pip install -q -r requirements-test.txt
 	touch $@
 
-site: $(RUNTIME)
-	$(BIN)/jupyter-book build --quiet .
+# JavaScript the site serves itself (MathJax, RequireJS, the widget manager), from npm.
+NPM_DIR := _build/npm
+VENDOR  := _build/vendor
+VENDORED := _build/.vendored
+# RequireJS resolves the widget manager's fonts as <baseUrl>/<module id>: keep that layout.
+WIDGETS := $(VENDOR)/widgets/@jupyter-widgets/html-manager/dist
+$(VENDORED): book/vendor/package.json
+	@command -v npm >/dev/null || { echo "error: npm not found; install Node.js 20 (Debian: apt-get install nodejs npm)"; exit 1; }
+	rm -rf $(VENDOR) && mkdir -p $(NPM_DIR) $(VENDOR)/mathjax $(WIDGETS)
+	cp book/vendor/package.json $(NPM_DIR)/
+	cd $(NPM_DIR) && npm install --no-package-lock --no-audit --no-fund --loglevel=error
+	cd $(NPM_DIR)/node_modules/mathjax/es5 && cp -r tex-mml-chtml.js input output a11y ui sre $(CURDIR)/$(VENDOR)/mathjax/
+	cp $(NPM_DIR)/node_modules/@jupyter-widgets/html-manager/dist/*.* $(WIDGETS)/
+	rm -f $(WIDGETS)/*.map
+	cp $(NPM_DIR)/node_modules/requirejs/require.js $(VENDOR)/
+	touch $@
+
+# DESCENT_STATIC makes slider figures pre-render their frames for the kernel-free site.
+site: $(RUNTIME) $(VENDORED)
+	DESCENT_STATIC=1 $(BIN)/jupyter-book build --quiet .
 	@echo "Book built: open _build/html/index.html"
 
-test: $(TESTENV)
+# The browser tests read the built site, so the site is (re)built first; the execution
+# cache keeps that to the chapters that changed.
+test: $(TESTENV) site
 	$(BIN)/python -m pytest
 
 bench: $(TESTENV)
