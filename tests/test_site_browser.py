@@ -20,7 +20,9 @@ from urllib.parse import urlparse
 import pytest
 import yaml
 
-ROOT = Path(__file__).resolve().parents[1]
+# DESCENT_SITE_ROOT points at another book root (with its own _toc.yml and _build/html),
+# e.g. a scratch build of a few chapters.
+ROOT = Path(os.environ.get("DESCENT_SITE_ROOT", Path(__file__).resolve().parents[1]))
 SITE = ROOT / "_build" / "html"
 SHOTS = ROOT / "_build" / "screenshots"
 CHROMIUM = os.environ.get("CHROMIUM", shutil.which("chromium") or "/usr/bin/chromium")
