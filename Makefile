@@ -13,9 +13,9 @@ export PIP_DISABLE_PIP_VERSION_CHECK := 1
 RUNTIME := $(VENV)/.runtime-installed
 TESTENV := $(VENV)/.test-installed
 
-.PHONY: all site test bench clean distclean
+.PHONY: all site exercises lab test bench clean distclean
 
-all: site
+all: site exercises
 
 $(VENV)/bin/python:
 	@command -v $(PYTHON) >/dev/null || { echo "error: $(PYTHON) not found; install Python 3.11 or run 'make PYTHON=/path/to/python3.11'"; exit 1; }
@@ -51,6 +51,14 @@ $(VENDORED): book/vendor/package.json
 site: $(RUNTIME) $(VENDORED)
 	DESCENT_STATIC=1 $(BIN)/jupyter-book build --quiet .
 	@echo "Book built: open _build/html/index.html"
+
+# The student release is generated from solutions/ by nbgrader, never edited by hand.
+exercises: $(RUNTIME)
+	$(BIN)/python -m autograder.course release
+
+# JupyterLab on the student release, with the kernel that has everything installed.
+lab: $(RUNTIME)
+	cd exercises && $(BIN)/jupyter lab --ServerApp.ip=127.0.0.1
 
 # The browser tests read the built site, so the site is (re)built first; the execution
 # cache keeps that to the chapters that changed.

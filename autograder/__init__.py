@@ -1,0 +1,1 @@
+"""Descent's grading: nbgrader course configuration, hidden numeric checks, the pipeline."""

@@ -1,0 +1,423 @@
+"""Hidden numeric checks, split into a probe and a judge.
+
+* The **probe** drives a student's function on inputs drawn from a secret seed and
+  records what came back (arrays, errors, mutated inputs) as plain data: a
+  :class:`Transcript`. It trusts nothing and decides nothing.
+* The **judge** replays the same drive with the reference (built on ``optimkit``)
+  and with each known wrong variant, compares, and awards partial credit per
+  property: it runs, the outputs have the right structure (shape, dtype, finite),
+  inputs are not mutated, and the values agree. When values disagree it names the
+  wrong variant the answer matches and where the book explains it.
+
+In plain nbgrader both run inside the student's kernel (the hidden test cell calls
+:func:`grade`). The grading pipeline runs only the probe in the sandbox and judges in
+its own process, so nothing decided in the student's kernel is trusted.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import importlib.abc
+import io
+import math
+import os
+import sys
+import types
+import warnings
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+import numpy as np
+
+SEED_ENV = "DESCENT_GRADING_SEED"
+FORBIDDEN = ("optimkit", "torch")  # the answer must be the student's own work
+BOOK = "the book"
+
+# Credit per property, as fractions of the problem's points.
+WEIGHTS = {"runs": 0.1, "structure": 0.15, "no_mutation": 0.1, "values": 0.65}
+
+
+class ProbeAbort(Exception):
+    """Raised inside a drive when the student's function failed; ends the drive."""
+
+
+@dataclass
+class Call:
+    """One call of the function under test, as recorded by the probe."""
+
+    output: Any = None          # arrays (copied) or a tuple/list of them, or a scalar
+    error: str | None = None    # "ValueError: ..." if the call raised
+    mutated: list[str] = field(default_factory=list)  # names of inputs changed in place
+
+
+@dataclass
+class Transcript:
+    calls: list[Call] = field(default_factory=list)
+    aborted: str | None = None   # why the drive stopped early
+    forbidden: str | None = None  # "imports optimkit" and the like
+    stdout: str = ""
+
+
+@dataclass
+class Variant:
+    """A known wrong answer, written as a student would write it.
+
+    ``code`` defines a function named like the problem; the judge compiles it to
+    recognise the mistake, and the demo corpus pastes it into a submission.
+    """
+
+    name: str     # "Adam without bias correction"
+    where: str    # "Chapter 5 (Adam), section 'Bias correction'"
+    code: str
+
+    def function(self, problem_name: str) -> Callable:
+        namespace = {"np": np}
+        exec(compile(self.code, f"<variant {self.name}>", "exec"), namespace)  # noqa: S102 - our own code
+        return namespace[problem_name]
+
+
+@dataclass
+class Problem:
+    """What a hidden check knows about one function the student writes."""
+
+    name: str
+    points: float
+    reference: Callable
+    drive: Callable  # drive(call, rng): calls `call(**kwargs)` as often as it likes
+    variants: list[Variant] = field(default_factory=list)
+    rtol: float = 1e-7
+    atol: float = 1e-10
+    mutable: tuple[str, ...] = ()  # inputs the function is allowed to change in place
+    chapter: str = ""             # where the book explains the rule
+    seeds: int = 3                # independent drives per grading
+
+
+def _copy(value):
+    if isinstance(value, np.ndarray):
+        return value.copy()
+    if isinstance(value, (list, tuple)):
+        return type(value)(_copy(v) for v in value)
+    if isinstance(value, dict):
+        return {k: _copy(v) for k, v in value.items()}
+    return value
+
+
+def _same(a, b) -> bool:
+    if isinstance(a, np.ndarray) or isinstance(b, np.ndarray):
+        return (isinstance(a, np.ndarray) and isinstance(b, np.ndarray) and a.shape == b.shape
+                and np.array_equal(a, b, equal_nan=True))
+    if isinstance(a, (list, tuple)) and isinstance(b, (list, tuple)):
+        return len(a) == len(b) and all(_same(x, y) for x, y in zip(a, b))
+    return True  # scalars are immutable
+
+
+class _Recorder:
+    """Wraps the function under test: records outputs, errors and mutations."""
+
+    def __init__(self, fn: Callable, mutable: tuple[str, ...]):
+        self.fn, self.mutable, self.transcript = fn, mutable, Transcript()
+
+    def __call__(self, **kwargs):
+        before = {k: _copy(v) for k, v in kwargs.items()}
+        call = Call()
+        self.transcript.calls.append(call)
+        try:
+            out = self.fn(**kwargs)
+        except ProbeAbort:
+            raise
+        except NotImplementedError:
+            call.error = "NotImplementedError: not written yet (the stub still raises)"
+            raise ProbeAbort(call.error) from None
+        except BaseException as exc:  # noqa: BLE001 - any failure of student code is data
+            call.error = f"{type(exc).__name__}: {exc}"[:300]
+            raise ProbeAbort(call.error) from None
+        call.mutated = [k for k, v in kwargs.items() if k not in self.mutable and not _same(v, before[k])]
+        call.output = _copy(out)
+        return out
+
+
+class _BlockImports(importlib.abc.MetaPathFinder):
+    def find_spec(self, name, path=None, target=None):
+        if name.split(".")[0] in FORBIDDEN:
+            raise ImportError(f"{name} cannot be imported while your answer is checked: "
+                              f"write the rule yourself with NumPy")
+        return None
+
+
+@contextlib.contextmanager
+def _forbidden_modules_hidden():
+    """Make optimkit and torch unimportable for the duration of the probe."""
+    saved = {k: sys.modules.pop(k) for k in list(sys.modules) if k.split(".")[0] in FORBIDDEN}
+    blocker = _BlockImports()
+    sys.meta_path.insert(0, blocker)
+    try:
+        yield
+    finally:
+        sys.meta_path.remove(blocker)
+        sys.modules.update(saved)
+
+
+def uses_forbidden(fn: Callable, _seen=None) -> str | None:
+    """Name the forbidden module a function reaches through its globals, if any."""
+    seen = _seen if _seen is not None else set()
+    if id(fn) in seen:
+        return None
+    seen.add(id(fn))
+    code = getattr(fn, "__code__", None)
+    if code is None:
+        module = getattr(fn, "__module__", "") or ""
+        return module.split(".")[0] if module.split(".")[0] in FORBIDDEN else None
+    names = set(code.co_names)
+    for const in code.co_consts:  # nested functions and lambdas
+        if isinstance(const, types.CodeType):
+            names |= set(const.co_names)
+    for name in names:
+        value = fn.__globals__.get(name)
+        if value is None:
+            continue
+        module = value.__name__ if isinstance(value, types.ModuleType) else getattr(value, "__module__", "") or ""
+        if module.split(".")[0] in FORBIDDEN:
+            return module.split(".")[0]
+        if isinstance(value, types.FunctionType) and value.__module__ == fn.__module__:
+            found = uses_forbidden(value, seen)
+            if found:
+                return found
+    return None
+
+
+def _seed(seed: int | None) -> int:
+    if seed is not None:
+        return seed
+    if os.environ.get(SEED_ENV):
+        return int(os.environ[SEED_ENV])
+    return int.from_bytes(os.urandom(4), "little")
+
+
+def drive(problem: Problem, fn: Callable, seed: int) -> Transcript:
+    """Run ``problem``'s drive with ``fn`` for each sub-seed; the whole record."""
+    recorder = _Recorder(fn, problem.mutable)
+    for k in range(problem.seeds):
+        try:
+            problem.drive(recorder, np.random.default_rng([seed, k]))
+        except ProbeAbort as exc:
+            recorder.transcript.aborted = str(exc)
+            break
+        except Exception as exc:  # noqa: BLE001 - the drive itself choked on the answer's output
+            recorder.transcript.aborted = f"{type(exc).__name__}: {exc}"[:300]
+            break
+    return recorder.transcript
+
+
+def probe(problem: Problem, fn: Callable, seed: int | None = None) -> Transcript:
+    """Drive the student's ``fn``: outputs as data, stdout/stderr and warnings swallowed."""
+    seed = _seed(seed)
+    forbidden = uses_forbidden(fn) if callable(fn) else None
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(out), \
+            warnings.catch_warnings(), np.errstate(all="ignore"), _forbidden_modules_hidden():
+        warnings.simplefilter("ignore")  # a warning on stderr would zero the cell in nbgrader
+        if not callable(fn):
+            transcript = Transcript(aborted=f"{problem.name} is not a function (got {type(fn).__name__})")
+        else:
+            transcript = drive(problem, fn, seed)
+    transcript.forbidden = forbidden
+    transcript.stdout = out.getvalue()[-2000:]
+    return transcript
+
+
+# --- the judge ------------------------------------------------------------------------------
+
+
+def _leaves(value) -> list:
+    if isinstance(value, (list, tuple)):
+        return [leaf for v in value for leaf in _leaves(v)]
+    if isinstance(value, dict):
+        return [leaf for k in sorted(value) for leaf in _leaves(value[k])]
+    return [value]
+
+
+def _structure_problem(got, want) -> str | None:
+    """Why ``got`` does not have the structure of ``want`` (None when it does)."""
+    if isinstance(want, (list, tuple)):
+        if not isinstance(got, (list, tuple)) or len(got) != len(want):
+            n = len(got) if isinstance(got, (list, tuple)) else 1
+            return f"expected {len(want)} values returned as a tuple, got {n} ({type(got).__name__})"
+        for i, (g, w) in enumerate(zip(got, want)):
+            issue = _structure_problem(g, w)
+            if issue:
+                return f"item {i}: {issue}"
+        return None
+    if isinstance(want, np.ndarray):
+        if not isinstance(got, np.ndarray):
+            return f"expected a NumPy array, got {type(got).__name__}"
+        if got.shape != want.shape:
+            return f"expected shape {want.shape}, got {got.shape}"
+        if got.dtype != want.dtype:
+            return f"expected dtype {want.dtype}, got {got.dtype}"
+        if np.all(np.isfinite(want)) and not np.all(np.isfinite(got)):
+            return "the result contains NaN or inf where the reference is finite"
+        return None
+    if isinstance(want, (float, int, np.floating, np.integer)) and not isinstance(want, bool):
+        if not isinstance(got, (float, int, np.floating, np.integer)) or isinstance(got, bool):
+            return f"expected a number, got {type(got).__name__}"
+        return None
+    if isinstance(want, str):
+        return None if isinstance(got, str) else f"expected a string, got {type(got).__name__}"
+    return None
+
+
+def _close(got, want, rtol, atol) -> bool:
+    g, w = _leaves(got), _leaves(want)
+    if len(g) != len(w):
+        return False
+    for a, b in zip(g, w):
+        if isinstance(b, str):
+            if a != b:
+                return False
+            continue
+        try:
+            a = np.asarray(a, dtype=float)
+            b = np.asarray(b, dtype=float)
+        except (TypeError, ValueError):
+            return False
+        if a.shape != b.shape or not np.allclose(a, b, rtol=rtol, atol=atol, equal_nan=True):
+            return False
+    return True
+
+
+def _matches(transcript: Transcript, other: Transcript, rtol, atol) -> bool:
+    if transcript.aborted or other.aborted or len(transcript.calls) != len(other.calls):
+        return False
+    return all(_close(c.output, o.output, rtol, atol) for c, o in zip(transcript.calls, other.calls))
+
+
+@dataclass
+class Verdict:
+    problem: str
+    points: float
+    score: float
+    lines: list[str]
+    matched_variant: str | None = None
+
+    def report(self) -> str:
+        head = f"{self.problem}: {self.score:.2f} / {self.points:g} points"
+        return "\n".join([head] + [f"  {line}" for line in self.lines])
+
+
+def judge(problem: Problem, transcript: Transcript, seed: int) -> Verdict:
+    """Compare a probe's transcript with the reference and the known wrong variants."""
+    P = problem.points
+    if transcript.forbidden:
+        return Verdict(problem.name, P, 0.0, [
+            f"✗ your answer uses {transcript.forbidden}: this problem asks you to write the rule "
+            f"yourself with NumPy, so it scores 0. Remove the {transcript.forbidden} import and "
+            f"implement the update from the formula in {problem.chapter or BOOK}."])
+    reference = drive(problem, problem.reference, seed)
+    if reference.aborted:  # a bug in the check, not in the answer: say so loudly
+        raise RuntimeError(f"reference for {problem.name} failed: {reference.aborted}")
+    lines, score = [], 0.0
+    calls = transcript.calls
+    runs = not transcript.aborted and len(calls) == len(reference.calls)
+    if runs:
+        score += WEIGHTS["runs"] * P
+        lines.append("✓ runs on every input")
+    else:
+        done = sum(1 for c in calls if c.error is None)
+        why = transcript.aborted or "stopped early"
+        lines.append(f"✗ failed after {done} successful call(s): {why}")
+    # Structure, mutation and values are judged on the calls that completed, so one wrong
+    # detail that breaks a later call does not zero the whole problem.
+    paired = [(c, r) for c, r in zip(calls, reference.calls) if c.error is None]
+    structure_issues = [s for s in (_structure_problem(c.output, r.output) for c, r in paired) if s]
+    if paired and not structure_issues:
+        score += WEIGHTS["structure"] * P
+        lines.append("✓ returns the right shapes and dtypes, all finite")
+    elif structure_issues:
+        lines.append(f"✗ {structure_issues[0]}")
+    mutated = sorted({name for c in calls for name in c.mutated})
+    if paired and not mutated:
+        score += WEIGHTS["no_mutation"] * P
+        lines.append("✓ leaves its inputs unchanged")
+    elif mutated:
+        lines.append(f"✗ modifies its input(s) {', '.join(mutated)} in place: work on copies "
+                     f"(e.g. theta = theta - lr * grad, not theta -= lr * grad)")
+    matched = None
+    if runs and _matches(transcript, reference, problem.rtol, problem.atol):
+        score += WEIGHTS["values"] * P
+        lines.append(f"✓ values agree with the reference on {len(calls)} secret inputs")
+    else:
+        good = sum(_close(c.output, r.output, problem.rtol, problem.atol) for c, r in paired)
+        # Half the value credit, in proportion, for the calls that agree (e.g. before a state bug).
+        score += WEIGHTS["values"] * P * 0.5 * good / len(reference.calls)
+        for variant in problem.variants:
+            if _matches(transcript, drive(problem, variant.function(problem.name), seed),
+                        problem.rtol, problem.atol):
+                matched = variant.name
+                lines.append(f"✗ values differ from the reference; they match a known mistake: "
+                             f"{variant.name}. See {variant.where}.")
+                break
+        else:
+            first_bad = next((i for i, (c, r) in enumerate(paired)
+                              if not _close(c.output, r.output, problem.rtol, problem.atol)), None)
+            where = f" (first difference at call {first_bad + 1})" if first_bad is not None else ""
+            lines.append(f"✗ values agree on {good} of {len(reference.calls)} secret inputs{where}; "
+                         f"compare your rule with {problem.chapter or BOOK}")
+    return Verdict(problem.name, P, round(score, 6), lines, matched)
+
+
+def _quiet_tracebacks() -> None:
+    """In IPython, keep any traceback from this cell to one line: no hidden code shown."""
+    try:
+        from IPython import get_ipython
+    except ImportError:
+        return
+    shell = get_ipython()
+    if shell is not None:
+        shell.InteractiveTB.set_mode("Minimal")
+
+
+def grade(problem: Problem, fn: Callable, seed: int | None = None) -> float:
+    """Probe and judge in one go (the hidden test cell's entry point); prints the report."""
+    _quiet_tracebacks()
+    seed = _seed(seed)
+    verdict = judge(problem, probe(problem, fn, seed), seed)
+    print(verdict.report())
+    return verdict.score
+
+
+def transcript_to_json(transcript: Transcript):
+    """Plain data (lists, numbers, strings) for sending a transcript across a process boundary."""
+    def encode(value):
+        if isinstance(value, np.ndarray):
+            return {"__array__": value.tolist(), "dtype": str(value.dtype), "shape": list(value.shape)}
+        if isinstance(value, (list, tuple)):
+            return {"__seq__": [encode(v) for v in value], "tuple": isinstance(value, tuple)}
+        if isinstance(value, (np.floating, np.integer)):
+            return value.item()
+        if isinstance(value, float) and not math.isfinite(value):
+            return {"__float__": repr(value)}
+        if isinstance(value, (int, float, str, bool)) or value is None:
+            return value
+        return {"__repr__": repr(value)[:200]}
+    data = dataclasses.asdict(transcript)
+    data["calls"] = [{**dataclasses.asdict(c), "output": encode(c.output)} for c in transcript.calls]
+    return data
+
+
+def transcript_from_json(data) -> Transcript:
+    def decode(value):
+        if isinstance(value, dict):
+            if "__array__" in value:
+                return np.array(value["__array__"], dtype=value["dtype"]).reshape(value["shape"])
+            if "__seq__" in value:
+                items = [decode(v) for v in value["__seq__"]]
+                return tuple(items) if value["tuple"] else items
+            if "__float__" in value:
+                return float(value["__float__"])
+            return value.get("__repr__")
+        return value
+    calls = [Call(output=decode(c["output"]), error=c["error"], mutated=list(c["mutated"]))
+             for c in data["calls"]]
+    return Transcript(calls=calls, aborted=data["aborted"], forbidden=data["forbidden"],
+                      stdout=data.get("stdout", ""))

@@ -1,0 +1,159 @@
+"""From solutions/ (text notebooks) to nbgrader's source notebooks and the student release.
+
+    solutions/<assignment>/<name>.md   --build_source-->   _build/course/source/<assignment>/<name>.ipynb
+                                        --nbgrader generate_assignment-->   exercises/<assignment>/<name>.ipynb
+
+Cells in solutions/ carry a compact nbgrader spec, ``{id, kind, points}``, which
+:func:`expand_metadata` turns into nbgrader's full cell metadata:
+
+=========  =========================================  ======================
+kind       nbgrader cell type                          metadata
+=========  =========================================  ======================
+solution   autograded answer (code the student writes)  solution
+tests      autograder tests (visible or hidden checks)  grade, locked, points
+written    manually graded answer (markdown)            solution, grade, points
+locked     read-only                                    locked
+=========  =========================================  ======================
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import shutil
+import sys
+import tempfile
+from pathlib import Path
+
+import jupytext
+import nbformat
+
+ROOT = Path(__file__).resolve().parents[1]
+SOLUTIONS = ROOT / "solutions"
+EXERCISES = ROOT / "exercises"
+SOURCE = ROOT / "_build" / "course" / "source"
+CONFIG_DIR = ROOT / "autograder"
+
+KINDS = {
+    "solution": dict(solution=True, grade=False, locked=False),
+    "tests": dict(solution=False, grade=True, locked=True),
+    "written": dict(solution=True, grade=True, locked=False),
+    "locked": dict(solution=False, grade=False, locked=True),
+}
+
+
+class SpecError(ValueError):
+    """A solutions/ notebook whose nbgrader spec is wrong; the message says where."""
+
+
+def assignments() -> list[str]:
+    return sorted(p.name for p in SOLUTIONS.iterdir() if p.is_dir() and any(p.glob("*.md")))
+
+
+def expand_metadata(nb, where: str):
+    """Turn compact ``{id, kind, points}`` specs into nbgrader's cell metadata, in place."""
+    seen = set()
+    for index, cell in enumerate(nb.cells):
+        spec = cell.metadata.get("nbgrader")
+        if spec is None:
+            continue
+        if "schema_version" in spec:  # already full nbgrader metadata
+            continue
+        label = f"{where}, cell {index + 1}"
+        kind, grade_id = spec.get("kind"), spec.get("id")
+        if kind not in KINDS:
+            raise SpecError(f"{label}: kind must be one of {sorted(KINDS)}, got {kind!r}")
+        if not grade_id or grade_id in seen:
+            raise SpecError(f"{label}: id must be present and unique, got {grade_id!r}")
+        seen.add(grade_id)
+        full = dict(KINDS[kind], grade_id=grade_id, schema_version=3)
+        if full["grade"]:
+            points = spec.get("points")
+            if not isinstance(points, (int, float)) or points <= 0:
+                raise SpecError(f"{label}: a {kind} cell needs points > 0, got {points!r}")
+            full["points"] = points
+        if kind == "written" and cell.cell_type != "markdown":
+            raise SpecError(f"{label}: a written answer must be a markdown cell")
+        cell.metadata["nbgrader"] = full
+    return nb
+
+
+def read_solution(path: Path):
+    nb = jupytext.read(path)
+    nb.metadata.pop("jupytext", None)
+    nb.metadata["kernelspec"] = {"display_name": "Python 3", "language": "python", "name": "python3"}
+    return expand_metadata(nb, str(path.relative_to(ROOT)))
+
+
+def build_source(dest: Path = SOURCE) -> list[Path]:
+    """Write nbgrader's source notebooks (.ipynb) for every assignment; returns their paths."""
+    written = []
+    for assignment in assignments():
+        out_dir = dest / assignment
+        if out_dir.exists():
+            shutil.rmtree(out_dir)
+        out_dir.mkdir(parents=True)
+        for md in sorted((SOLUTIONS / assignment).glob("*.md")):
+            nb = read_solution(md)
+            target = out_dir / (md.stem + ".ipynb")
+            nbformat.write(nb, target)
+            written.append(target)
+    return written
+
+
+@contextlib.contextmanager
+def nbgrader_api(**overrides):
+    """An NbGraderAPI configured by autograder/nbgrader_config.py (plus ``overrides``)."""
+    from nbgrader.apps import NbGraderAPI
+    from traitlets.config import Config
+    from traitlets.config.loader import PyFileConfigLoader
+
+    os.environ["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"  # alembic
+    config = PyFileConfigLoader("nbgrader_config.py", path=str(CONFIG_DIR)).load_config()
+    for dotted, value in overrides.items():
+        section, key = dotted.split(".")
+        config.setdefault(section, Config())[key] = value
+    (ROOT / "autograder" / "course").mkdir(parents=True, exist_ok=True)
+    yield NbGraderAPI(config=config)
+
+
+def generate_release(release_dir: Path = EXERCISES, db_url: str | None = None) -> list[Path]:
+    """Regenerate the student release from solutions/ with nbgrader; returns the notebooks."""
+    build_source()
+    overrides = {"CourseDirectory.release_directory": str(Path(release_dir).resolve().relative_to(ROOT))
+                 if Path(release_dir).resolve().is_relative_to(ROOT) else str(release_dir)}
+    if db_url:
+        overrides["CourseDirectory.db_url"] = db_url
+    produced = []
+    with nbgrader_api(**overrides) as api:
+        for assignment in assignments():
+            result = api.generate_assignment(assignment, force=True, create=True)
+            if not result["success"]:
+                raise RuntimeError(f"nbgrader generate_assignment {assignment} failed:\n{result['log']}"
+                                   f"\n{result.get('error', '')}")
+            produced += sorted((Path(release_dir) / assignment).glob("*.ipynb"))
+    for nb_path in produced:  # deterministic files: no outputs, stable JSON
+        nb = nbformat.read(nb_path, as_version=4)
+        nbformat.write(nb, nb_path)
+    return produced
+
+
+def main(argv=None) -> int:
+    import argparse
+
+    parser = argparse.ArgumentParser(prog="python -m autograder.course", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("command", choices=["source", "release"])
+    args = parser.parse_args(argv)
+    if args.command == "source":
+        for path in build_source():
+            print(path.relative_to(ROOT))
+    else:
+        for path in generate_release():
+            print(path.relative_to(ROOT))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

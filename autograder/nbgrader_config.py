@@ -1,0 +1,40 @@
+"""nbgrader configuration for the Descent course.
+
+The course root is the repository: nbgrader's source notebooks are generated from
+solutions/ into _build/course/source, the student release is exercises/, and
+submissions, autograded copies, feedback and the gradebook live under
+autograder/course/. Run nbgrader's own commands from this folder, e.g.
+`cd autograder && nbgrader autograde 01_sgd`.
+"""
+
+import os
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+COURSE = os.path.join("autograder", "course")
+
+c = get_config()  # noqa: F821 - provided by traitlets when nbgrader loads this file
+
+c.CourseDirectory.root = ROOT
+c.CourseDirectory.source_directory = os.path.join("_build", "course", "source")
+c.CourseDirectory.release_directory = "exercises"
+c.CourseDirectory.submitted_directory = os.path.join(COURSE, "submitted")
+c.CourseDirectory.autograded_directory = os.path.join(COURSE, "autograded")
+c.CourseDirectory.feedback_directory = os.path.join(COURSE, "feedback")
+c.CourseDirectory.db_url = os.environ.get(
+    "DESCENT_DB_URL", "sqlite:///" + os.path.join(ROOT, COURSE, "gradebook.db"))
+c.CourseDirectory.ignore = [".ipynb_checkpoints", "*.pyc", "__pycache__", "feedback", ".*"]
+
+c.ClearSolutions.code_stub = {"python": "# YOUR CODE HERE\nraise NotImplementedError()"}
+c.ClearSolutions.text_stub = "YOUR ANSWER HERE"
+
+# Students may delete or edit test cells: restore them from the gradebook.
+c.OverwriteCells.add_missing_cells = True
+c.Execute.timeout = 60
+c.Execute.raise_on_iopub_timeout = False  # a loop swallowing interrupts must not sink the notebook
+
+# Feedback never shows hidden tests.
+c.GenerateFeedback.preprocessors = [
+    "nbgrader.preprocessors.GetGrades",
+    "nbgrader.preprocessors.ClearHiddenTests",
+    "nbconvert.preprocessors.CSSHTMLHeaderPreprocessor",
+]

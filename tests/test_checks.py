@@ -1,0 +1,133 @@
+"""The hidden checks themselves: the reference earns full marks, every known mistake is
+recognised and named, and the probe survives what student code does."""
+
+from __future__ import annotations
+
+import json
+import re
+import warnings
+
+import numpy as np
+import pytest
+
+from autograder import course, demo
+from autograder.checks import core, registry
+
+REGISTRY = registry()
+PROBLEMS = [(a, p) for a, problems in REGISTRY.items() for p in problems.values()]
+VARIANTS = [(a, p, v) for a, p in PROBLEMS for v in p.variants]
+SEEDS = [0, 1, 987654321]
+
+
+def verdict(problem, fn, seed):
+    return core.judge(problem, core.probe(problem, fn, seed), seed)
+
+
+@pytest.mark.parametrize("seed", SEEDS)
+@pytest.mark.parametrize("assignment,problem", PROBLEMS, ids=[p.name for _, p in PROBLEMS])
+def test_reference_answer_earns_full_marks(assignment, problem, seed):
+    answer = demo.reference_answers(assignment, assignment.split("_", 1)[1])[problem.name]
+    namespace = {"np": np}
+    exec(answer, namespace)  # noqa: S102 - the solution notebook's own answer
+    v = verdict(problem, namespace[problem.name], seed)
+    assert v.score == pytest.approx(problem.points), v.report()
+
+
+@pytest.mark.parametrize("seed", SEEDS)
+@pytest.mark.parametrize("assignment,problem,variant", VARIANTS,
+                         ids=[f"{p.name}:{v.name[:40]}" for _, p, v in VARIANTS])
+def test_every_known_mistake_is_named(assignment, problem, variant, seed):
+    v = verdict(problem, variant.function(problem.name), seed)
+    assert v.matched_variant == variant.name, v.report()
+    assert v.score < problem.points
+    assert variant.name in v.report() and variant.where in v.report()
+
+
+def test_variants_are_told_apart():
+    for assignment, problem in PROBLEMS:
+        for a in problem.variants:
+            for b in problem.variants:
+                if a is not b:
+                    v = verdict(problem, a.function(problem.name), 5)
+                    assert v.matched_variant != b.name, f"{problem.name}: {a.name} looks like {b.name}"
+
+
+def test_an_answer_using_optimkit_scores_zero_with_the_reason():
+    problem = REGISTRY["01_sgd"]["sgd_step"]
+    namespace = {}
+    exec("import optimkit\nfrom optimkit import rules\n"
+         "def helper(t, g, lr):\n    (p,), _ = rules.sgd_update([g], rules.sgd_init([t]), [t], lr=lr)\n    return p\n"
+         "def sgd_step(theta, grad, lr):\n    return helper(theta, grad, lr)\n", namespace)
+    v = verdict(problem, namespace["sgd_step"], 0)
+    assert v.score == 0 and "uses optimkit" in v.report()
+
+
+def test_importing_optimkit_inside_the_answer_fails_at_run_time():
+    problem = REGISTRY["01_sgd"]["sgd_step"]
+    namespace = {}
+    exec("def sgd_step(theta, grad, lr):\n    import optimkit\n    return theta - lr * grad\n", namespace)
+    v = verdict(problem, namespace["sgd_step"], 0)
+    assert v.score == 0 and "cannot be imported" in v.report()
+
+
+def test_mutating_inputs_costs_that_property_only():
+    problem = REGISTRY["01_sgd"]["sgd_step"]
+    namespace = {}
+    exec("def sgd_step(theta, grad, lr):\n    theta -= lr * grad\n    return theta\n", namespace)
+    v = verdict(problem, namespace["sgd_step"], 0)
+    assert "modifies its input(s) theta in place" in v.report()
+    # The values are still right (the drive feeds the returned array back in).
+    assert v.score == pytest.approx(problem.points * (1 - core.WEIGHTS["no_mutation"]))
+
+
+def test_wrong_shape_is_reported_in_words_a_student_can_act_on():
+    problem = REGISTRY["01_sgd"]["sgd_step"]
+    namespace = {"np": np}
+    exec("def sgd_step(theta, grad, lr):\n    return (theta - lr * grad).reshape(-1, 1)\n", namespace)
+    v = verdict(problem, namespace["sgd_step"], 0)
+    assert re.search(r"expected shape \(\d+(, \d+)?,?\), got \(\d+, 1\)", v.report()), v.report()
+    assert 0 < v.score < problem.points
+
+
+def test_output_and_warnings_from_the_answer_do_not_leak(capsys):
+    problem = REGISTRY["01_sgd"]["sgd_step"]
+    namespace = {"np": np, "warnings": warnings}
+    exec("import sys\ndef sgd_step(theta, grad, lr):\n    print('debug', file=sys.stderr)\n"
+         "    warnings.warn('careful')\n    return theta - lr * grad\n", namespace)
+    score = core.grade(problem, namespace["sgd_step"], seed=0)
+    captured = capsys.readouterr()
+    assert score == problem.points
+    assert captured.err == "" and "debug" not in captured.out
+
+
+def test_a_non_function_and_a_crash_are_graded_not_fatal():
+    problem = REGISTRY["01_sgd"]["critical_lr"]
+    assert verdict(problem, None, 0).score == 0
+    namespace = {}
+    exec("def critical_lr(H):\n    raise ZeroDivisionError('oops')\n", namespace)
+    v = verdict(problem, namespace["critical_lr"], 0)
+    assert v.score == 0 and "ZeroDivisionError: oops" in v.report()
+
+
+@pytest.mark.parametrize("assignment,problem,variant", VARIANTS[:3],
+                         ids=[f"{p.name}:{v.name[:30]}" for _, p, v in VARIANTS[:3]])
+def test_transcripts_survive_a_json_round_trip(assignment, problem, variant):
+    transcript = core.probe(problem, variant.function(problem.name), 3)
+    wire = json.loads(json.dumps(core.transcript_to_json(transcript)))
+    again = core.judge(problem, core.transcript_from_json(wire), 3)
+    assert again == core.judge(problem, transcript, 3)
+
+
+def test_solution_notebooks_and_checks_agree():
+    """Every hidden cell names an existing problem, with the problem's points; every
+    problem has a solution cell of the same id."""
+    for assignment, problems in REGISTRY.items():
+        nb = course.read_solution(course.SOLUTIONS / assignment / f"{assignment.split('_', 1)[1]}.md")
+        solution_ids = {c.metadata["nbgrader"]["grade_id"] for c in nb.cells
+                        if c.metadata.get("nbgrader", {}).get("solution")}
+        assert set(problems) <= solution_ids, f"{assignment}: problems without a solution cell"
+        for cell in nb.cells:
+            m = re.search(r'grade\("(\w+)"', cell.source)
+            if "### BEGIN HIDDEN TESTS" in cell.source and m:
+                assert m.group(1) in problems, f"{assignment}: hidden cell grades unknown {m.group(1)}"
+                assert cell.metadata["nbgrader"]["points"] == problems[m.group(1)].points
