@@ -118,16 +118,19 @@ def nbgrader_api(**overrides):
     yield NbGraderAPI(config=config)
 
 
-def generate_release(release_dir: Path = EXERCISES, db_url: str | None = None) -> list[Path]:
-    """Regenerate the student release from solutions/ with nbgrader; returns the notebooks."""
+def generate_release(release_dir: Path = EXERCISES, only: list[str] | None = None) -> list[Path]:
+    """Regenerate the student release from solutions/ with nbgrader; returns the notebooks.
+
+    The release does not depend on any gradebook, so a throw-away one is used: the
+    instructor's gradebook is left alone and parallel runs do not share an SQLite file.
+    """
     build_source()
-    overrides = {"CourseDirectory.release_directory": str(Path(release_dir).resolve().relative_to(ROOT))
-                 if Path(release_dir).resolve().is_relative_to(ROOT) else str(release_dir)}
-    if db_url:
-        overrides["CourseDirectory.db_url"] = db_url
     produced = []
-    with nbgrader_api(**overrides) as api:
-        for assignment in assignments():
+    scratch = tempfile.TemporaryDirectory(prefix="descent-release-")
+    overrides = {"CourseDirectory.release_directory": str(Path(release_dir).resolve()),
+                 "CourseDirectory.db_url": f"sqlite:///{scratch.name}/gradebook.db"}
+    with scratch, nbgrader_api(**overrides) as api:
+        for assignment in only or assignments():
             result = api.generate_assignment(assignment, force=True, create=True)
             if not result["success"]:
                 raise RuntimeError(f"nbgrader generate_assignment {assignment} failed:\n{result['log']}"
@@ -145,12 +148,13 @@ def main(argv=None) -> int:
     parser = argparse.ArgumentParser(prog="python -m autograder.course", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("command", choices=["source", "release"])
+    parser.add_argument("--only", nargs="+", metavar="ASSIGNMENT", help="just these assignments")
     args = parser.parse_args(argv)
     if args.command == "source":
         for path in build_source():
             print(path.relative_to(ROOT))
     else:
-        for path in generate_release():
+        for path in generate_release(only=args.only):
             print(path.relative_to(ROOT))
     return 0
 

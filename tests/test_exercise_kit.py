@@ -36,7 +36,7 @@ def normalized(path: Path) -> str:
 @pytest.fixture(scope="module")
 def fresh_release(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("release")
-    course.generate_release(release_dir=tmp / "exercises", db_url=f"sqlite:///{tmp / 'gradebook.db'}")
+    course.generate_release(release_dir=tmp / "exercises")
     return tmp / "exercises"
 
 

@@ -91,6 +91,9 @@ class Problem:
     mutable: tuple[str, ...] = ()  # inputs the function is allowed to change in place
     chapter: str = ""             # where the book explains the rule
     seeds: int = 3                # independent drives per grading
+    # For problems judged by a threshold rather than by a reference (e.g. "reaches 95%
+    # validation accuracy"): assess(transcript) -> (fraction of points in [0, 1], lines).
+    assess: Callable | None = None
 
 
 def _copy(value):
@@ -313,6 +316,9 @@ def judge(problem: Problem, transcript: Transcript, seed: int) -> Verdict:
             f"✗ your answer uses {transcript.forbidden}: this problem asks you to write the rule "
             f"yourself with NumPy, so it scores 0. Remove the {transcript.forbidden} import and "
             f"implement the update from the formula in {problem.chapter or BOOK}."])
+    if problem.assess is not None:
+        fraction, lines = problem.assess(transcript)
+        return Verdict(problem.name, P, round(P * min(max(fraction, 0.0), 1.0), 6), lines)
     reference = drive(problem, problem.reference, seed)
     if reference.aborted:  # a bug in the check, not in the answer: say so loudly
         raise RuntimeError(f"reference for {problem.name} failed: {reference.aborted}")
