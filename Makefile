@@ -58,7 +58,7 @@ exercises: $(RUNTIME)
 
 # JupyterLab on the student release, with the kernel that has everything installed.
 lab: $(RUNTIME)
-	cd exercises && $(BIN)/jupyter lab --ServerApp.ip=127.0.0.1
+	cd exercises && $(BIN)/jupyter lab --ServerApp.ip=127.0.0.1 $(if $(filter 0,$(shell id -u)),--allow-root)
 
 # The browser tests read the built site, so the site is (re)built first; the execution
 # cache keeps that to the chapters that changed.
