@@ -38,3 +38,17 @@ c.GenerateFeedback.preprocessors = [
     "nbgrader.preprocessors.ClearHiddenTests",
     "nbconvert.preprocessors.CSSHTMLHeaderPreprocessor",
 ]
+
+# Student code runs in an operating-system sandbox; every score is decided in the
+# grader's process (see autograder/grading.py). nbgrader's own kernel-based Execute
+# is what the student's "Validate" button uses; the stock list is STOCK_AUTOGRADE.
+STOCK_AUTOGRADE = [
+    "nbgrader.preprocessors.Execute",
+    "nbgrader.preprocessors.IgnorePattern",
+    "nbconvert.preprocessors.ClearMetadataPreprocessor",
+    "nbgrader.preprocessors.LimitOutput",
+    "nbgrader.preprocessors.SaveAutoGrades",
+    "nbgrader.preprocessors.AssignLatePenalties",
+    "nbgrader.preprocessors.CheckCellMetadata",
+]
+c.Autograde.autograde_preprocessors = ["autograder.grading.SandboxExecute"] + STOCK_AUTOGRADE[1:]

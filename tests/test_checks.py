@@ -114,8 +114,17 @@ def test_a_non_function_and_a_crash_are_graded_not_fatal():
 def test_transcripts_survive_a_json_round_trip(assignment, problem, variant):
     transcript = core.probe(problem, variant.function(problem.name), 3)
     wire = json.loads(json.dumps(core.transcript_to_json(transcript)))
-    again = core.judge(problem, core.transcript_from_json(wire), 3)
+    again = core.judge(problem, core.transcript_from_json(wire), 3, verified=False)
     assert again == core.judge(problem, transcript, 3)
+
+
+def test_a_transcript_whose_inputs_were_changed_is_not_graded():
+    problem = REGISTRY["01_sgd"]["sgd_step"]
+    transcript = core.probe(problem, lambda theta, grad, lr: theta - lr * grad, 5)
+    assert core.judge(problem, transcript, 5, verified=False).score == problem.points
+    transcript.calls[2].inputs["lr"] = 0.3  # as if the drive had been swapped in the sandbox
+    v = core.judge(problem, transcript, 5, verified=False)
+    assert v.score == 0 and "does not match its secret inputs" in v.report()
 
 
 def test_solution_notebooks_and_checks_agree():

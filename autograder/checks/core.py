@@ -17,7 +17,6 @@ its own process, so nothing decided in the student's kernel is trusted.
 from __future__ import annotations
 
 import contextlib
-import dataclasses
 import importlib.abc
 import io
 import math
@@ -49,6 +48,9 @@ class Call:
     output: Any = None          # arrays (copied) or a tuple/list of them, or a scalar
     error: str | None = None    # "ValueError: ..." if the call raised
     mutated: list[str] = field(default_factory=list)  # names of inputs changed in place
+    inputs: dict = field(default_factory=dict)        # the keyword arguments, as passed
+    args: list = field(default_factory=list)          # positional arguments (visible tests use them)
+    after: dict = field(default_factory=dict)         # mutated inputs' values after the call
 
 
 @dataclass
@@ -121,12 +123,13 @@ class _Recorder:
     def __init__(self, fn: Callable, mutable: tuple[str, ...]):
         self.fn, self.mutable, self.transcript = fn, mutable, Transcript()
 
-    def __call__(self, **kwargs):
+    def __call__(self, *args, **kwargs):
         before = {k: _copy(v) for k, v in kwargs.items()}
-        call = Call()
+        before_args = [_copy(a) for a in args]
+        call = Call(inputs=before, args=before_args)
         self.transcript.calls.append(call)
         try:
-            out = self.fn(**kwargs)
+            out = self.fn(*args, **kwargs)
         except ProbeAbort:
             raise
         except NotImplementedError:
@@ -136,6 +139,9 @@ class _Recorder:
             call.error = f"{type(exc).__name__}: {exc}"[:300]
             raise ProbeAbort(call.error) from None
         call.mutated = [k for k, v in kwargs.items() if k not in self.mutable and not _same(v, before[k])]
+        call.mutated += [f"argument {i + 1}" for i, (a, b) in enumerate(zip(args, before_args)) if not _same(a, b)]
+        call.after = {k: _copy(kwargs[k]) for k in call.mutated if k in kwargs}
+        call.after.update({f"#{i}": _copy(a) for i, (a, b) in enumerate(zip(args, before_args)) if not _same(a, b)})
         call.output = _copy(out)
         return out
 
@@ -308,9 +314,65 @@ class Verdict:
         return "\n".join([head] + [f"  {line}" for line in self.lines])
 
 
-def judge(problem: Problem, transcript: Transcript, seed: int) -> Verdict:
-    """Compare a probe's transcript with the reference and the known wrong variants."""
+class _Replay:
+    """Stands in for the student's function: checks each call's inputs against the
+    transcript and returns the recorded output."""
+
+    def __init__(self, transcript: Transcript):
+        self.calls, self.index, self.mismatch = transcript.calls, 0, None
+
+    def __call__(self, **kwargs):
+        if self.index >= len(self.calls):
+            raise ProbeAbort("more calls than recorded")
+        call = self.calls[self.index]
+        self.index += 1
+        if set(kwargs) != set(call.inputs) or not all(_same_value(kwargs[k], call.inputs[k]) for k in kwargs):
+            self.mismatch = self.mismatch or f"call {self.index} was made with other inputs"
+            raise ProbeAbort(self.mismatch)
+        if call.error is not None:
+            raise ProbeAbort(call.error)
+        return _copy(call.output)
+
+
+def _same_value(a, b) -> bool:
+    if isinstance(a, np.ndarray) or isinstance(b, np.ndarray):
+        return np.array_equal(np.asarray(a), np.asarray(b), equal_nan=True)
+    if isinstance(a, (list, tuple)) and isinstance(b, (list, tuple)):
+        return len(a) == len(b) and all(_same_value(x, y) for x, y in zip(a, b))
+    return a == b or (a != a and b != b)  # NaN equals NaN here
+
+
+def verify(problem: Problem, transcript: Transcript, seed: int) -> str | None:
+    """Re-run the drive in this process against the recorded calls: None when every recorded
+    output answers the inputs this seed really draws, else what does not match."""
+    replay = _Replay(transcript)
+    for k in range(problem.seeds):
+        try:
+            problem.drive(replay, np.random.default_rng([seed, k]))
+        except ProbeAbort:
+            break
+        except Exception:  # noqa: BLE001 - recorded outputs the drive cannot use: ends as in the probe
+            break
+    if replay.mismatch:
+        return replay.mismatch
+    if replay.index != len(transcript.calls):
+        return f"{len(transcript.calls)} calls recorded, {replay.index} expected"
+    return None
+
+
+def judge(problem: Problem, transcript: Transcript, seed: int, *, verified: bool = True) -> Verdict:
+    """Compare a probe's transcript with the reference and the known wrong variants.
+
+    With ``verified=False`` the transcript came from an untrusted process: it is first
+    replayed against this process's own drive (:func:`verify`).
+    """
     P = problem.points
+    if not verified:
+        problem_with_it = verify(problem, transcript, seed)
+        if problem_with_it:
+            return Verdict(problem.name, P, 0.0, [
+                f"✗ the record of this check does not match its secret inputs ({problem_with_it}); "
+                f"it was not graded. Was the checking code changed from inside the notebook?"])
     if transcript.forbidden:
         return Verdict(problem.name, P, 0.0, [
             f"✗ your answer uses {transcript.forbidden}: this problem asks you to write the rule "
@@ -406,8 +468,11 @@ def transcript_to_json(transcript: Transcript):
         if isinstance(value, (int, float, str, bool)) or value is None:
             return value
         return {"__repr__": repr(value)[:200]}
-    data = dataclasses.asdict(transcript)
-    data["calls"] = [{**dataclasses.asdict(c), "output": encode(c.output)} for c in transcript.calls]
+    data = {"aborted": transcript.aborted, "forbidden": transcript.forbidden, "stdout": transcript.stdout}
+    data["calls"] = [{"output": encode(c.output), "error": c.error, "mutated": list(c.mutated),
+                      "inputs": {k: encode(v) for k, v in c.inputs.items()},
+                      "args": [encode(a) for a in c.args],
+                      "after": {k: encode(v) for k, v in c.after.items()}} for c in transcript.calls]
     return data
 
 
@@ -423,7 +488,9 @@ def transcript_from_json(data) -> Transcript:
                 return float(value["__float__"])
             return value.get("__repr__")
         return value
-    calls = [Call(output=decode(c["output"]), error=c["error"], mutated=list(c["mutated"]))
-             for c in data["calls"]]
+    calls = [Call(output=decode(c["output"]), error=c["error"], mutated=list(c["mutated"]),
+                  inputs={k: decode(v) for k, v in c.get("inputs", {}).items()},
+                  args=[decode(a) for a in c.get("args", [])],
+                  after={k: decode(v) for k, v in c.get("after", {}).items()}) for c in data["calls"]]
     return Transcript(calls=calls, aborted=data["aborted"], forbidden=data["forbidden"],
                       stdout=data.get("stdout", ""))
