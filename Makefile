@@ -13,9 +13,9 @@ export PIP_DISABLE_PIP_VERSION_CHECK := 1
 RUNTIME := $(VENV)/.runtime-installed
 TESTENV := $(VENV)/.test-installed
 
-.PHONY: all site exercises lab test bench clean distclean
+.PHONY: all site exercises grade lab test bench clean distclean
 
-all: site exercises
+all: site exercises grade
 
 $(VENV)/bin/python:
 	@command -v $(PYTHON) >/dev/null || { echo "error: $(PYTHON) not found; install Python 3.11 or run 'make PYTHON=/path/to/python3.11'"; exit 1; }
@@ -55,6 +55,12 @@ site: $(RUNTIME) $(VENDORED)
 # The student release is generated from solutions/ by nbgrader, never edited by hand.
 exercises: $(RUNTIME)
 	$(BIN)/python -m autograder.course release
+
+# Grade the demo corpus (autograder/demo) into nbgrader's course folder, autograder/course:
+# grades.csv, report.html and feedback/ land there.
+grade: $(RUNTIME)
+	$(BIN)/python -m autograder grade autograder/demo/submissions --roster autograder/demo/roster.csv \
+	    --wall-clock 30 --cell-timeout 10
 
 # JupyterLab on the student release, with the kernel that has everything installed.
 lab: $(RUNTIME)

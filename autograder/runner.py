@@ -41,9 +41,15 @@ def _on_alarm(signum, frame):
 
 
 class _Capped(io.StringIO):
+    """Keeps the first OUTPUT_CAP characters; later writes cost almost nothing."""
+
+    full = False
+
     def write(self, text):
-        if self.tell() < OUTPUT_CAP:
-            super().write(text[: OUTPUT_CAP - self.tell()])
+        if not self.full:
+            room = OUTPUT_CAP - self.tell()
+            super().write(text[:room])
+            self.full = len(text) >= room
         return len(text)
 
 
@@ -81,8 +87,8 @@ def main(job_dir: str) -> int:
     for cell in plan["cells"]:
         record = {"id": cell["id"], "role": cell["role"], "stdout": "", "error": None, "calls": {}}
         if cell["id"] in skip:
-            record["error"] = ("TimeoutError: this cell did not finish within the notebook's time limit "
-                               "and was skipped")
+            record["error"] = ("SkippedCell: this cell stopped the whole notebook (it hung past the time "
+                               "limit or crashed the process), so it was skipped when the notebook was re-run")
             sink.write(json.dumps(record) + "\n")
             continue
         sink.write(json.dumps({"id": cell["id"], "started": True}) + "\n")

@@ -1,0 +1,58 @@
+"""python -m autograder: grade a folder or LMS zip of submissions.
+
+    python -m autograder grade INBOX [--out autograder/course] [--workers N] ...
+    python -m autograder isolation          # which sandbox works here
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import sys
+from pathlib import Path
+
+from . import course, pipeline, sandbox
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m autograder", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = parser.add_subparsers(dest="command", required=True)
+    g = sub.add_parser("grade", help="grade every submission in a folder tree or an LMS zip")
+    g.add_argument("inbox", type=Path, help="<student>/<assignment>/*.ipynb folders, or an LMS zip")
+    g.add_argument("--out", type=Path, default=course.ROOT / "autograder" / "course",
+                   help="nbgrader course folder for submissions, gradebook, feedback, grades.csv, "
+                        "report.html (default: autograder/course)")
+    g.add_argument("--assignment", help="the assignment an LMS zip holds")
+    g.add_argument("--roster", type=Path, help="CSV with a 'student' column: students not in it are reported")
+    g.add_argument("--workers", type=int, default=0, help="parallel workers (default: one per core)")
+    g.add_argument("--db-url", help="nbgrader gradebook URL, e.g. postgresql://user@127.0.0.1/grades "
+                                    "(default: SQLite in the output folder)")
+    g.add_argument("--isolation", choices=["user", "userns", "none"], help="default: the strongest available")
+    g.add_argument("--cell-timeout", type=float, default=30.0)
+    g.add_argument("--wall-clock", type=float, default=120.0)
+    g.add_argument("--seed", type=int, help="secret seed (default: one per output folder, kept in OUT/seed)")
+    sub.add_parser("isolation", help="print the isolation mode this machine supports")
+    args = parser.parse_args(argv)
+
+    if args.command == "isolation":
+        mode = sandbox.detect()
+        print(mode)
+        if mode == "none":
+            print(sandbox.WARNING_NONE, file=sys.stderr)
+        return 0
+    if not args.inbox.exists():
+        parser.error(f"{args.inbox} does not exist: give a folder of <student>/<assignment>/*.ipynb or a zip")
+    roster = None
+    if args.roster:
+        with open(args.roster, newline="") as f:
+            roster = {row["student"].strip() for row in csv.DictReader(f)}
+    limits = sandbox.Limits(cell_timeout=args.cell_timeout, wall_clock=args.wall_clock)
+    rows = pipeline.grade(args.inbox, out=args.out, assignment=args.assignment, roster=roster,
+                          workers=args.workers, seed=args.seed, isolation=args.isolation,
+                          db_url=args.db_url, limits=limits)
+    return 0 if rows else 1
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

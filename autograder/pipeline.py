@@ -1,0 +1,469 @@
+"""The grading pipeline: an inbox of submissions in, grades, feedback and a report out.
+
+    collect -> register -> grade (parallel, sandboxed) -> feedback -> CSV -> report
+
+Built on nbgrader: submissions land in nbgrader's ``submitted/`` folder, are graded by
+``nbgrader autograde`` (with :class:`autograder.grading.SandboxExecute` as its executor),
+stored in nbgrader's gradebook, and get nbgrader's HTML feedback. What it adds:
+
+* **collect** from ``<student>/<assignment>/*.ipynb`` folders or an LMS zip
+  (Canvas-style names ``<student>_<id>_<id>_<notebook>.ipynb``); unknown students,
+  duplicates and unreadable files are reported, never dropped silently;
+* **parallel** grading in long-lived worker processes (one sandbox user each); the
+  sandbox phase runs concurrently, the gradebook write is serialised for SQLite and
+  concurrent for PostgreSQL;
+* **nothing lost**: every submission ends with a grade row or an explicit "could not
+  grade: why" row; each finished submission is recorded atomically in
+  ``<out>/state``, so re-running is idempotent and a killed batch resumes;
+* a **progress** line with counts and time left, a grades **CSV** and an HTML **report**.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import csv
+import fcntl
+import hashlib
+import io
+import json
+import multiprocessing
+import os
+import re
+import shutil
+import sys
+import tempfile
+import time
+import zipfile
+from concurrent.futures import ProcessPoolExecutor, as_completed
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import nbformat
+
+from . import course, grading, sandbox
+
+ROOT = course.ROOT
+CANVAS_NAME = re.compile(r"^(?P<student>[A-Za-z0-9.\-]+?)(?:_LATE)?_(?P<uid>\d+)_(?P<sid>\d+)_(?P<file>.+\.ipynb)$")
+STUDENT_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,63}$")
+
+
+@dataclass
+class Submission:
+    student: str
+    assignment: str
+    files: dict[str, str]        # notebook name -> path of the submitted file
+    origin: str                  # where it came from, for the report
+    problems: list[str] = field(default_factory=list)  # collection issues worth reporting
+
+
+@dataclass
+class Row:
+    """One line of the outcome: a grade, or why there is none."""
+
+    student: str
+    assignment: str
+    status: str                  # "graded" or "could not grade"
+    total: float | None = None
+    max_total: float | None = None
+    scores: dict = field(default_factory=dict)    # problem -> points
+    mistakes: dict = field(default_factory=dict)  # problem -> named mistake
+    notes: list = field(default_factory=list)
+    reason: str = ""
+    seconds: float = 0.0
+
+
+# --- collect ----------------------------------------------------------------------------------
+
+def notebook_names(assignment: str) -> list[str]:
+    return sorted(p.stem for p in (course.SOLUTIONS / assignment).glob("*.md"))
+
+
+def collect(inbox: Path, assignment: str | None, roster: set[str] | None,
+            workdir: Path) -> tuple[list[Submission], list[Row], list[str]]:
+    """Submissions found in ``inbox`` (a folder tree or an LMS zip), plus rows for
+    what cannot be graded and a list of warnings (unknown students, duplicates)."""
+    known = set(course.assignments())
+    rows, warnings, found = [], [], {}
+    if zipfile.is_zipfile(inbox):
+        if not assignment:
+            raise SystemExit("an LMS zip holds one assignment: say which with --assignment")
+        extract = workdir / "unzipped"
+        with zipfile.ZipFile(inbox) as archive:
+            for member in archive.infolist():
+                name = Path(member.filename).name
+                if member.is_dir() or not name.endswith(".ipynb"):
+                    continue
+                match = CANVAS_NAME.match(name)
+                if not match:
+                    warnings.append(f"{inbox.name}: {member.filename} does not look like "
+                                    f"<student>_<id>_<id>_<notebook>.ipynb; skipped")
+                    continue
+                target = extract / f"{match['student']}-{match['sid']}-{match['file']}"
+                target.parent.mkdir(parents=True, exist_ok=True)
+                with archive.open(member) as src, open(target, "wb") as dst:
+                    shutil.copyfileobj(src, dst, length=1 << 20)
+                key = (match["student"], assignment)
+                found.setdefault(key, []).append((int(match["sid"]), match["file"], target,
+                                                  f"{inbox.name}:{member.filename}"))
+    else:
+        for path in sorted(inbox.glob("*/*/*.ipynb")):
+            student, assignment_id = path.parent.parent.name, path.parent.name
+            found.setdefault((student, assignment_id), []).append((0, path.name, path, str(path)))
+
+    submissions = []
+    for (student, assignment_id), items in sorted(found.items()):
+        if not STUDENT_ID.match(student):
+            rows.append(Row(student, assignment_id, "could not grade",
+                            reason=f"the student id {student!r} is not a valid folder name"))
+            continue
+        if assignment_id not in known:
+            rows.append(Row(student, assignment_id, "could not grade",
+                            reason=f"unknown assignment {assignment_id!r} (known: {', '.join(sorted(known))})"))
+            continue
+        notes = []
+        if roster is not None and student not in roster:
+            warnings.append(f"{student}: not in the roster; graded and added to the gradebook")
+            notes.append("not in the roster")
+        expected = notebook_names(assignment_id)
+        files = {}
+        for sid, filename, path, origin in sorted(items, key=lambda item: item[0], reverse=True):
+            stem = re.sub(r"(-\d+)?\.ipynb$", "", filename)  # LMS resubmissions: sgd-1.ipynb
+            name = stem if stem in expected else (expected[0] if len(expected) == 1 else None)
+            if name is None:
+                warnings.append(f"{student}/{assignment_id}: {filename} is not one of {expected}; ignored")
+                continue
+            if name in files:
+                warnings.append(f"{student}/{assignment_id}: duplicate {filename} from {origin} "
+                                f"ignored; the latest submission ({Path(files[name]).name}) is graded")
+                notes.append("duplicate submission (latest graded)")
+                continue
+            files[name] = str(path)
+        if not files:
+            rows.append(Row(student, assignment_id, "could not grade",
+                            reason=f"no notebook named {expected[0]}.ipynb in the submission"))
+            continue
+        submissions.append(Submission(student, assignment_id, files, items[0][3], notes))
+    return submissions, rows, warnings
+
+
+def check_notebook(path: str) -> str | None:
+    """Why a submitted file is not a gradable notebook (None if it is)."""
+    try:
+        nb = nbformat.read(path, as_version=4)
+        nbformat.validate(nb)
+    except Exception as exc:  # noqa: BLE001 - any unreadable file gets its reason
+        return f"not a valid Jupyter notebook ({type(exc).__name__}: {str(exc)[:120]})"
+    return None
+
+
+# --- grade --------------------------------------------------------------------------------------
+
+@dataclass
+class Config:
+    out: Path
+    seed: int
+    workers: int
+    isolation: str
+    db_url: str
+    limits: sandbox.Limits
+    hidden: list[str]
+
+
+_worker: dict = {}
+
+
+def _init_worker(config: Config, slots) -> None:
+    """Runs once per worker process: a sandbox slot and a configured NbGraderAPI."""
+    _worker["slot"] = slots.get()
+    _worker["config"] = config
+    os.environ[grading.core.SEED_ENV] = str(config.seed)
+    stack = contextlib.ExitStack()
+    _worker["api"] = stack.enter_context(course.nbgrader_api(**_nbgrader_overrides(config)))
+    _worker["stack"] = stack
+    from .checks import registry
+
+    registry()  # import every checks module (and optimkit) once, not per submission
+
+
+def _nbgrader_overrides(config: Config) -> dict:
+    """The output folder is nbgrader's course folder (the default is autograder/course, as in
+    nbgrader_config.py, so nbgrader's own commands see the same gradebook and files)."""
+    out = config.out.resolve()
+    return {"CourseDirectory.db_url": config.db_url,
+            "CourseDirectory.submitted_directory": str(out / "submitted"),
+            "CourseDirectory.autograded_directory": str(out / "autograded"),
+            "CourseDirectory.feedback_directory": str(out / "feedback"),
+            "SandboxExecute.seed": config.seed,
+            "SandboxExecute.isolation": config.isolation,
+            "SandboxExecute.cache_dir": str(config.out / "cache"),
+            "SandboxExecute.cell_timeout": config.limits.cell_timeout,
+            "SandboxExecute.wall_clock": config.limits.wall_clock}
+
+
+@contextlib.contextmanager
+def _gradebook_lock(config: Config):
+    """SQLite has one writer at a time; PostgreSQL takes concurrent writers."""
+    if not config.db_url.startswith("sqlite"):
+        yield
+        return
+    with open(config.out / "gradebook.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
+
+
+def submission_key(sub: Submission, seed: int) -> str:
+    digest = hashlib.sha256(f"{seed}:{sub.student}:{sub.assignment}".encode())
+    for name in sorted(sub.files):
+        digest.update(name.encode())
+        digest.update(Path(sub.files[name]).read_bytes())
+    return digest.hexdigest()[:32]
+
+
+def grade_one(sub: Submission) -> Row:
+    """In a worker: sandbox phase (concurrent), then nbgrader autograde + feedback."""
+    config: Config = _worker["config"]
+    api = _worker["api"]
+    started = time.monotonic()
+    row = Row(sub.student, sub.assignment, "graded", notes=list(sub.problems))
+    try:
+        for name, path in sub.files.items():
+            reason = check_notebook(path)
+            if reason:
+                row.status, row.reason = "could not grade", f"{name}.ipynb: {reason}"
+                return row
+        # nbgrader's layout: submitted/<student>/<assignment>/<notebook>.ipynb
+        folder = Path(api.coursedir.format_path(api.coursedir.submitted_directory, sub.student, sub.assignment))
+        if folder.exists():
+            shutil.rmtree(folder)
+        folder.mkdir(parents=True)
+        for name, path in sub.files.items():
+            shutil.copy(path, folder / f"{name}.ipynb")
+        (folder / "timestamp.txt").write_text(time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime()))
+
+        # Phase 1, concurrent: what nbgrader would execute, graded in the sandbox, cached by key.
+        _precompute(api, sub, config, row)
+        # Phase 2: nbgrader records it (OverwriteCells, SaveAutoGrades, ...) from the cache.
+        with _gradebook_lock(config):
+            result = api.autograde(sub.assignment, sub.student, force=True, create=True)
+            if not result["success"]:
+                row.status, row.reason = "could not grade", "nbgrader autograde failed: " + _last_error(result)
+                return row
+            feedback = api.generate_feedback(sub.assignment, sub.student, force=True)
+            if not feedback["success"]:
+                row.notes.append("feedback could not be generated: " + _last_error(feedback))
+            with api.gradebook as gb:
+                submitted = gb.find_submission(sub.assignment, sub.student)
+                row.total, row.max_total = float(submitted.score), float(submitted.max_score)
+                cells = {g.name: float(g.score) for nb in submitted.notebooks for g in nb.grades}
+        row.scores = per_problem(sub.assignment, cells)
+        return row
+    except Exception as exc:  # noqa: BLE001 - one bad submission never stops the batch
+        row.status, row.reason = "could not grade", f"{type(exc).__name__}: {exc}"[:500]
+        return row
+    finally:
+        row.seconds = round(time.monotonic() - started, 3)
+
+
+def _last_error(result: dict) -> str:
+    lines = [line for line in (result.get("log") or "").splitlines() if "ERROR" in line or "Error" in line]
+    return (lines[-1] if lines else result.get("error") or "unknown error")[-300:]
+
+
+def _precompute(api, sub: Submission, config: Config, row: Row) -> None:
+    """Sanitise like nbgrader (restore test cells from the gradebook), grade in the sandbox,
+    and leave the graded notebook where SandboxExecute will find it."""
+    from nbgrader.preprocessors import ClearOutput, DeduplicateIds, OverwriteCells, OverwriteKernelspec
+
+    cache = config.out / "cache"
+    cache.mkdir(parents=True, exist_ok=True)
+    settings = grading.Settings(seed=config.seed, isolation=config.isolation, limits=config.limits,
+                                slot=_worker["slot"], hidden_paths=config.hidden)
+    for name, path in sub.files.items():
+        nb = nbformat.read(path, as_version=4)
+        resources = {"nbgrader": {"notebook": name, "assignment": sub.assignment, "student": sub.student,
+                                  "db_url": config.db_url}}
+        for pp in (ClearOutput, DeduplicateIds, OverwriteKernelspec, OverwriteCells):
+            nb, resources = pp(parent=api).preprocess(nb, resources)
+        key = grading.notebook_key(nb, config.seed)
+        graded, summary = grading.grade_notebook(nb, sub.assignment, settings)
+        tmp = cache / f".{key}.{os.getpid()}.ipynb"
+        nbformat.write(graded, tmp)
+        os.replace(tmp, cache / f"{key}.ipynb")
+        row.mistakes.update(summary["mistakes"])
+        row.notes += summary["notes"]
+
+
+def problem_of_cells(assignment: str) -> dict[str, str]:
+    """grade_id -> the problem it belongs to (the answer cell it follows)."""
+    mapping, current = {}, None
+    for name in notebook_names(assignment):
+        nb = course.read_solution(course.SOLUTIONS / assignment / f"{name}.md")
+        for cell in nb.cells:
+            meta = cell.metadata.get("nbgrader", {})
+            if meta.get("solution"):
+                current = meta["grade_id"]
+            if meta.get("grade"):
+                mapping[meta["grade_id"]] = current if not meta.get("solution") else meta["grade_id"]
+    return mapping
+
+
+def per_problem(assignment: str, cells: dict[str, float]) -> dict[str, float]:
+    mapping = problem_of_cells(assignment)
+    totals: dict[str, float] = {}
+    for grade_id, score in cells.items():
+        problem = mapping.get(grade_id, grade_id)
+        totals[problem] = round(totals.get(problem, 0.0) + score, 6)
+    return totals
+
+
+# --- state, progress, outputs --------------------------------------------------------------------
+
+def _state_path(out: Path, sub_or_row) -> Path:
+    return out / "state" / sub_or_row.assignment / f"{sub_or_row.student}.json"
+
+
+def load_done(out: Path, sub: Submission, key: str) -> Row | None:
+    path = _state_path(out, sub)
+    if not path.exists():
+        return None
+    try:
+        data = json.loads(path.read_text())
+    except (OSError, json.JSONDecodeError):
+        return None
+    return Row(**data["row"]) if data.get("key") == key else None
+
+
+def save_done(out: Path, row: Row, key: str) -> None:
+    path = _state_path(out, row)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(f".{os.getpid()}.tmp")
+    tmp.write_text(json.dumps({"key": key, "row": asdict(row)}))
+    os.replace(tmp, path)  # atomic: a kill leaves the old state or the new one, never half
+
+
+class Progress:
+    """One updating line on stderr: bar, counts, time left."""
+
+    def __init__(self, total: int, label: str):
+        self.total, self.label, self.done, self.failed = total, label, 0, 0
+        self.started = time.monotonic()
+        self.tty = sys.stderr.isatty()
+
+    def update(self, failed: bool = False) -> None:
+        self.done += 1
+        self.failed += failed
+        elapsed = time.monotonic() - self.started
+        left = elapsed / self.done * (self.total - self.done) if self.done else 0
+        width = 24
+        filled = int(width * self.done / max(self.total, 1))
+        line = (f"{self.label} [{'#' * filled}{'-' * (width - filled)}] {self.done}/{self.total}"
+                f"  could not grade: {self.failed}  elapsed {elapsed:5.1f} s  left ~{left:5.1f} s")
+        sys.stderr.write(("\r" + line) if self.tty else line + "\n")
+        if self.tty and self.done == self.total:
+            sys.stderr.write("\n")
+        sys.stderr.flush()
+
+
+def write_csv(rows: list[Row], path: Path) -> None:
+    problems_by_assignment: dict[str, list[str]] = {}
+    for row in rows:
+        names = problems_by_assignment.setdefault(row.assignment, [])
+        names += [p for p in row.scores if p not in names]
+    columns = ["student", "assignment", "status"] + sorted(
+        {f"{a}:{p}" for a, names in problems_by_assignment.items() for p in names}) + ["total", "max_total", "reason"]
+    with open(path, "w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=columns)
+        writer.writeheader()
+        for row in sorted(rows, key=lambda r: (r.assignment, r.student)):
+            record = {"student": row.student, "assignment": row.assignment, "status": row.status,
+                      "total": row.total, "max_total": row.max_total, "reason": row.reason}
+            record.update({f"{row.assignment}:{p}": s for p, s in row.scores.items()})
+            writer.writerow(record)
+
+
+def grade(inbox: Path, *, out: Path, assignment: str | None = None, roster: set[str] | None = None,
+          workers: int = 0, seed: int | None = None, isolation: str | None = None,
+          db_url: str | None = None, limits: sandbox.Limits = sandbox.Limits(),
+          quiet: bool = False) -> list[Row]:
+    """Grade everything in ``inbox``; returns one Row per submission (graded or not)."""
+    out.mkdir(parents=True, exist_ok=True)
+    isolation = isolation or sandbox.detect()
+    say = (lambda *a: None) if quiet else (lambda *a: print(*a, file=sys.stderr))
+    say(f"isolation: {isolation}" + ("" if isolation != "none" else "\n" + sandbox.WARNING_NONE))
+    seed = seed if seed is not None else _batch_seed(out)
+    db_url = db_url or f"sqlite:///{out / 'gradebook.db'}"
+    workers = workers or max(1, min(os.cpu_count() or 1, 8))
+    with tempfile.TemporaryDirectory(prefix="descent-inbox-") as tmp:
+        submissions, rows, warnings = collect(Path(inbox), assignment, roster, Path(tmp))
+        for warning in warnings:
+            say(f"note: {warning}")
+        hidden = [str(Path(inbox).resolve()), str(out.resolve()), tmp]
+        config = Config(out=out, seed=seed, workers=workers, isolation=isolation, db_url=db_url,
+                        limits=limits, hidden=hidden)
+        register(config, {s.assignment for s in submissions}, {s.student for s in submissions} | (roster or set()))
+        todo, keys = [], {}
+        for sub in submissions:
+            keys[(sub.student, sub.assignment)] = key = submission_key(sub, seed)
+            done = load_done(out, sub, key)
+            if done is not None:
+                rows.append(done)  # already graded in an earlier (maybe killed) run: not again
+            else:
+                todo.append(sub)
+        say(f"{len(submissions)} submissions: {len(submissions) - len(todo)} already graded, "
+            f"{len(todo)} to grade with {workers} workers")
+        progress = Progress(len(todo), "grading")
+        if todo:
+            ctx = multiprocessing.get_context("forkserver")
+            slots = ctx.Manager().Queue()
+            for slot in range(workers):
+                slots.put(slot)
+            with ProcessPoolExecutor(max_workers=workers, mp_context=ctx, initializer=_init_worker,
+                                     initargs=(config, slots)) as pool:
+                futures = {pool.submit(grade_one, sub): sub for sub in todo}
+                for future in as_completed(futures):
+                    sub = futures[future]
+                    try:
+                        row = future.result()
+                    except Exception as exc:  # noqa: BLE001 - a dead worker loses no submission
+                        row = Row(sub.student, sub.assignment, "could not grade",
+                                  reason=f"the grading worker failed: {type(exc).__name__}: {exc}"[:300])
+                    save_done(out, row, keys[(sub.student, sub.assignment)])
+                    rows.append(row)
+                    if not quiet:
+                        progress.update(failed=row.status != "graded")
+    write_csv(rows, out / "grades.csv")
+    (out / "rows.json").write_text(json.dumps([asdict(r) for r in rows], indent=1))
+    from .report import write_report
+
+    write_report(rows, out / "report.html", isolation=isolation, warnings=warnings)
+    say(f"done: {sum(r.status == 'graded' for r in rows)} graded, "
+        f"{sum(r.status != 'graded' for r in rows)} could not be graded; see {out / 'report.html'}")
+    return rows
+
+
+def _batch_seed(out: Path) -> int:
+    """One secret seed per output folder: re-runs grade identically (idempotent)."""
+    path = out / "seed"
+    if not path.exists():
+        path.write_text(str(int.from_bytes(os.urandom(4), "little") or 1))
+        os.chmod(path, 0o600)
+    return int(path.read_text())
+
+
+def register(config: Config, assignments: set[str], students: set[str]) -> None:
+    """Make the gradebook know the current assignments (cells, points) and the students."""
+    course.build_source()
+    with tempfile.TemporaryDirectory() as scratch, \
+            course.nbgrader_api(**_nbgrader_overrides(config),
+                                **{"CourseDirectory.release_directory": scratch}) as api:
+        for assignment in sorted(assignments):
+            result = api.generate_assignment(assignment, force=True, create=True)
+            if not result["success"]:
+                raise RuntimeError(f"could not register {assignment} in the gradebook: {_last_error(result)}")
+        with api.gradebook as gb:
+            for student in sorted(students):
+                gb.update_or_create_student(student)
+
