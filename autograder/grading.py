@@ -43,6 +43,10 @@ JOBS = Path("/var/tmp/descent-grading")
 MAX_RESTARTS = 3
 
 
+class SandboxError(RuntimeError):
+    """The sandbox itself failed; the submission could not be graded (not scored zero)."""
+
+
 @dataclass
 class Settings:
     seed: int
@@ -113,6 +117,10 @@ def run_in_sandbox(plan: dict, settings: Settings) -> tuple[dict, list[str]]:
             shutil.rmtree(job, ignore_errors=True)
         if done:
             break
+        if not records and not started and not outcome.timed_out:
+            # The runner never reached the first cell: our sandbox failed, not the student.
+            raise SandboxError(f"the sandbox did not start (exit code {outcome.returncode}): "
+                               f"{_summarize(outcome.log_tail)}")
         hung = started - set(records)  # started but never reported: where it stopped
         if outcome.timed_out:
             notes.append(f"the notebook ran past its {settings.limits.wall_clock:g} s limit and was "

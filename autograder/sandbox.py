@@ -114,13 +114,15 @@ def _mount_script(hidden: list[Path], job_dir: Path) -> str:
              # code), then the covers: a later non-recursive bind would hide them again.
              f"mount --bind {q(ROOT)} {q(ROOT)}", f"mount -o remount,bind,ro {q(ROOT)}",
              "mount -t tmpfs -o size=1m,mode=0700 tmpfs /mnt"]  # staging for bind-backs
-    staged = 0
-    for path in hidden:
-        if not path.exists():
-            continue
+    staged, covered = 0, []
+    for path in sorted({Path(p).resolve() for p in hidden}, key=lambda p: len(p.parts)):
+        if not path.exists() or any((str(path) + os.sep).startswith(str(c) + os.sep) for c in covered):
+            continue  # gone, or already inside a covered path
+        covered.append(path)
         keep = [n for n in needed if (str(n) + os.sep).startswith(str(path) + os.sep)]
         if not keep:
-            lines.append(f"mount -t tmpfs -o size=4k,mode=000 tmpfs {q(path)}")
+            lines.append(f"mount --bind /dev/null {q(path)}" if path.is_file() else
+                         f"mount -t tmpfs -o size=4k,mode=000 tmpfs {q(path)}")
             continue
         pairs = []
         for n in keep:
