@@ -71,8 +71,10 @@ lab: $(RUNTIME)
 test: $(TESTENV) site
 	$(BIN)/python -m pytest
 
-bench: $(TESTENV)
+bench: $(TESTENV) $(VENDORED)
 	$(BIN)/python benchmarks/bench_optimizers.py
+	$(BIN)/python benchmarks/bench_site.py
+	$(BIN)/python benchmarks/bench_grading.py
 
 clean:
 	rm -rf _build

@@ -47,19 +47,18 @@ def fill(assignment: str, notebook: str, choices: dict[str, str]):
     return nb
 
 
-def mistake_submissions(assignment: str, notebook: str) -> list[tuple[dict, object]]:
-    """A few submissions that between them make every known mistake once.
-
-    Submission k makes the k-th mistake of every problem that has one; the other
-    answers are correct. Returns ``[(choices, notebook), ...]``.
-    """
+def mistake_choices(assignment: str) -> list[dict]:
+    """A few submissions that between them make every known mistake once: submission k
+    makes the k-th mistake of every problem that has one; the other answers are correct."""
     problems = registry()[assignment]
     rounds = max((len(p.variants) for p in problems.values()), default=0)
-    out = []
-    for k in range(rounds):
-        choices = {name: p.variants[k].name for name, p in problems.items() if k < len(p.variants)}
-        out.append((choices, fill(assignment, notebook, choices)))
-    return out
+    return [{name: p.variants[k].name for name, p in problems.items() if k < len(p.variants)}
+            for k in range(rounds)]
+
+
+def mistake_submissions(assignment: str, notebook: str) -> list[tuple[dict, object]]:
+    """``[(choices, notebook), ...]`` for :func:`mistake_choices`."""
+    return [(choices, fill(assignment, notebook, choices)) for choices in mistake_choices(assignment)]
 
 
 # --- the demo corpus -----------------------------------------------------------------------------
@@ -171,7 +170,7 @@ def corpus() -> dict:
     for assignment in registry():
         (name,) = [p.stem for p in (course.SOLUTIONS / assignment).glob("*.md")]
         cases.setdefault("correct", {})[assignment] = {"notebook": name, "choices": {}}
-        for k, (choices, _) in enumerate(mistake_submissions(assignment, name), start=1):
+        for k, choices in enumerate(mistake_choices(assignment), start=1):
             cases.setdefault(f"mistakes-{k}", {})[assignment] = {"notebook": name, "choices": choices}
     for behaviour in list(BEHAVIOURS) + list(TAMPERED_CELLS):
         cases[behaviour] = {"01_sgd": {"notebook": "sgd", "behaviour": behaviour}}
