@@ -20,11 +20,13 @@ its kernel-based ``Execute``.
 from __future__ import annotations
 
 import hashlib
+import io
 import json
 import os
 import re
 import shutil
 import sys
+import tokenize
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -38,7 +40,6 @@ from .checks import core, registry
 
 HIDDEN = re.compile(r"### BEGIN HIDDEN TESTS\n(.*?)### END HIDDEN TESTS", re.S)
 GRADE_CALL = re.compile(r'grade\("(\w+)"')
-FORBIDDEN_TEXT = re.compile(r"\b(optimkit|torch)\b")
 JOBS = Path("/var/tmp/descent-grading")
 MAX_RESTARTS = 3
 
@@ -56,21 +57,38 @@ class Settings:
     hidden_paths: list | None = None  # extra paths to hide (inbox, outputs)
 
 
-def _role(cell) -> str:
+def forbidden_use(source: str, allowed: list[str] = ()) -> str | None:
+    """The forbidden module (optimkit, torch) a cell's *code* names; comments and strings do
+    not count. Modules in ``allowed`` (e.g. "optimkit.digits") may be named."""
+    for module in allowed:
+        package, _, name = module.rpartition(".")
+        source = re.sub(rf"\b{re.escape(module)}\b", "", source)
+        if package:
+            source = re.sub(rf"\bfrom\s+{re.escape(package)}\s+import\s+{re.escape(name)}\b", "", source)
+    try:
+        names = [t.string for t in tokenize.generate_tokens(io.StringIO(source).readline)
+                 if t.type == tokenize.NAME]
+    except (tokenize.TokenError, IndentationError, SyntaxError):
+        names = re.findall(r"\w+", re.sub(r"#.*", "", source))
+    return next((n for n in names if n in core.FORBIDDEN), None)
+
+
+def _role(cell, allowed=()) -> str:
     meta = cell.metadata.get("nbgrader", {})
     if meta.get("grade") and not meta.get("solution"):
         return "hidden" if HIDDEN.search(cell.source) else "visible"
-    if meta.get("locked") and not meta.get("solution") and FORBIDDEN_TEXT.search(cell.source):
-        return "display"  # our own demo cells (e.g. a slider over the student's function)
+    if meta.get("locked") and not meta.get("solution") and forbidden_use(cell.source, allowed):
+        return "display"  # our own cells that show optimkit next to the student's code
     return "code"
 
 
 def make_plan(nb, assignment: str, settings: Settings) -> dict:
     cells = []
+    allowed = getattr(_checks_module(assignment), "ALLOWED_IMPORTS", [])
     for index, cell in enumerate(nb.cells):
         if cell.cell_type != "code":
             continue
-        role = _role(cell)
+        role = _role(cell, allowed)
         grade_id = cell.metadata.get("nbgrader", {}).get("grade_id") or f"cell-{index}"
         entry = {"id": grade_id, "index": index, "role": role, "source": cell.source}
         if role == "hidden":
@@ -221,15 +239,15 @@ def grade_notebook(nb, assignment: str, settings: Settings) -> tuple[object, dic
     plan = make_plan(nb, assignment, settings)
     records, notes = run_in_sandbox(plan, settings)
     by_index = {entry["index"]: entry for entry in plan["cells"]}
+    allowed = getattr(_checks_module(assignment), "ALLOWED_IMPORTS", [])
     solution_text = {}
     extra_mentions = []
     for cell in nb.cells:
         meta = cell.metadata.get("nbgrader", {})
         if cell.cell_type == "code" and meta.get("solution"):
             solution_text[meta.get("grade_id")] = cell.source
-        elif cell.cell_type == "code" and not meta and FORBIDDEN_TEXT.search(cell.source):
-            extra_mentions.append(FORBIDDEN_TEXT.search(cell.source).group(1))
-    allowed = getattr(_checks_module(assignment), "ALLOWED_IMPORTS", [])
+        elif cell.cell_type == "code" and not meta and forbidden_use(cell.source, allowed):
+            extra_mentions.append(forbidden_use(cell.source, allowed))
     setup = [e["source"] for e in plan["cells"] if e["role"] == "code"
              and not nb.cells[e["index"]].metadata.get("nbgrader", {}).get("solution")
              and nb.cells[e["index"]].metadata.get("nbgrader", {}).get("locked")]
@@ -240,7 +258,8 @@ def grade_notebook(nb, assignment: str, settings: Settings) -> tuple[object, dic
         cell.outputs, cell.execution_count = [], None
         entry = by_index.get(index)
         if entry is None:  # a display cell: not run when grading
-            cell.outputs = [_stream("(not run when grading: this cell only displays a figure)\n")]
+            cell.outputs = [_stream("(not run when grading: this cell uses optimkit, which graded code "
+                                    "may not import; run it yourself in JupyterLab)\n")]
             continue
         record = records.get(entry["id"])
         if record is None:
@@ -270,9 +289,9 @@ def _hidden_outputs(entry, record, problems, solution_text, extra_mentions, allo
         summary["problems"][problem.name] = 0.0
         return [_error(prefix_failure)]
     transcript = core.transcript_from_json(record["transcript"])
-    mention = FORBIDDEN_TEXT.search(solution_text.get(problem.name, "") or "")
-    if not allowed and (mention or extra_mentions):
-        transcript.forbidden = mention.group(1) if mention else extra_mentions[0]
+    mention = forbidden_use(solution_text.get(problem.name, "") or "", allowed)
+    if mention or extra_mentions:
+        transcript.forbidden = mention or extra_mentions[0]
     verdict = core.judge(problem, transcript, settings.seed, verified=False)
     score = 0.0 if prefix_failure else verdict.score
     summary["problems"][problem.name] = score

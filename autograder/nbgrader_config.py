@@ -15,6 +15,7 @@ COURSE = os.path.join("autograder", "course")
 c = get_config()  # noqa: F821 - provided by traitlets when nbgrader loads this file
 
 c.CourseDirectory.root = ROOT
+c.CourseDirectory.course_id = "descent"  # PostgreSQL enforces the gradebook's course foreign key
 c.CourseDirectory.source_directory = os.path.join("_build", "course", "source")
 c.CourseDirectory.release_directory = "exercises"
 c.CourseDirectory.submitted_directory = os.path.join(COURSE, "submitted")

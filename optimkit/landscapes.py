@@ -361,7 +361,7 @@ def run(landscape, make_optimizer, start=None, steps: int = 100, schedule=None,
     seed = _checks.non_negative_int("seed", seed)
     start = landscape.start if start is None else start
     try:
-        point = _point(start, dim)
+        point = _point(start, dim).copy()  # the optimizer updates it in place: never the caller's array
     except ValueError:
         raise ValueError(f"start must have {dim} coordinate(s), got {start!r}") from None
     if not np.all(np.isfinite(point)):

@@ -140,3 +140,29 @@ def test_solution_notebooks_and_checks_agree():
             if "### BEGIN HIDDEN TESTS" in cell.source and m:
                 assert m.group(1) in problems, f"{assignment}: hidden cell grades unknown {m.group(1)}"
                 assert cell.metadata["nbgrader"]["points"] == problems[m.group(1)].points
+
+
+@pytest.mark.parametrize("source,allowed,expected", [
+    ("import torch\n", [], "torch"),
+    ("x = 1  # the same rule as torch.optim.Adam\n", [], None),
+    ("msg = 'unlike optimkit, this is mine'\n", [], None),
+    ("from optimkit.rules import adam_update\n", [], "optimkit"),
+    ("from optimkit.digits import MLP, load_digits_split\n", ["optimkit.digits"], None),
+    ("from optimkit import digits\nd = digits.load_digits_split()\n", ["optimkit.digits"], None),
+    ("from optimkit import Adam\n", ["optimkit.digits"], "optimkit"),
+    ("import optimkit\nopt = optimkit.Adam\n", ["optimkit.digits"], "optimkit"),
+    ("def f(:\n    optimkit.rules  # broken code still scanned\n", [], "optimkit"),
+])
+def test_the_forbidden_use_scan_reads_code_not_comments(source, allowed, expected):
+    from autograder.grading import forbidden_use
+
+    assert forbidden_use(source, allowed) == expected
+
+
+@pytest.mark.parametrize("module", ["capstone", "clipping_landscapes"])
+def test_numpy_copies_in_checks_agree_with_optimkit(module):
+    """Checks that carry NumPy copies of optimkit code (so the sandbox never imports it)
+    compare them with optimkit itself; this runs that comparison."""
+    import importlib
+
+    importlib.import_module(f"autograder.checks.{module}")._check_against_optimkit()

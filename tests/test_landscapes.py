@@ -283,3 +283,17 @@ def test_non_finite_point_stops_the_run():
 def test_runner_rejects_bad_arguments_by_name(kwargs, name):
     with pytest.raises(ValueError, match=name):
         L.run(L.booth(), gd(0.01), **kwargs)
+
+
+def test_run_leaves_the_callers_start_array_alone():
+    start = np.array([-1.2, 1.0])
+
+    class GD:
+        def __init__(self, params):
+            self.params, self.lr = params, 1e-3
+
+        def step(self, grads):
+            self.params[0] -= self.lr * grads[0]
+
+    L.run(L.rosenbrock(), GD, start=start, steps=5)
+    np.testing.assert_array_equal(start, [-1.2, 1.0])
