@@ -44,12 +44,14 @@ $(VENDORED): book/vendor/package.json
 	cd $(NPM_DIR)/node_modules/mathjax/es5 && cp -r tex-mml-chtml.js input output a11y ui sre $(CURDIR)/$(VENDOR)/mathjax/
 	cp $(NPM_DIR)/node_modules/@jupyter-widgets/html-manager/dist/*.* $(WIDGETS)/
 	rm -f $(WIDGETS)/*.map
+	# Some widget modules (the Play button's icons) resolve fonts one folder up.
+	cp $(WIDGETS)/*.woff $(WIDGETS)/*.woff2 $(WIDGETS)/*.ttf $(WIDGETS)/*.eot $(WIDGETS)/*.svg $(VENDOR)/widgets/@jupyter-widgets/
 	cp $(NPM_DIR)/node_modules/requirejs/require.js $(VENDOR)/
 	touch $@
 
 # DESCENT_STATIC makes slider figures pre-render their frames for the kernel-free site.
 site: $(RUNTIME) $(VENDORED)
-	DESCENT_STATIC=1 $(BIN)/jupyter-book build --quiet .
+	DESCENT_STATIC=1 OPENBLAS_NUM_THREADS=1 $(BIN)/jupyter-book build --quiet .
 	@echo "Book built: open _build/html/index.html"
 
 # The student release is generated from solutions/ by nbgrader, never edited by hand.

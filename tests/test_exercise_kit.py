@@ -2,8 +2,8 @@
 
 exercises/ is exactly what nbgrader makes from solutions/; it leaks no solution or
 hidden-test text; the source passes its own tests and the release fails them
-(nbgrader's validator); autograding gives the solutions full marks, blank releases
-zero, and every known mistake is named in the feedback of a submission making it.
+(nbgrader's validator); autograding gives the solutions full marks and blank releases
+zero.
 """
 
 from __future__ import annotations
@@ -16,8 +16,7 @@ from pathlib import Path
 import nbformat
 import pytest
 
-from autograder import course, demo
-from autograder.checks import registry
+from autograder import course
 
 ASSIGNMENTS = course.assignments()
 SEED = "20261123"
@@ -145,13 +144,5 @@ def test_solutions_earn_full_marks_and_blank_releases_zero(grader, assignment, m
     _, total, _, _ = grader(assignment, "blank", blank)
     assert total == 0
 
-
-@pytest.mark.parametrize("assignment", [a for a in ASSIGNMENTS if a in registry()])
-def test_every_known_mistake_is_named_in_feedback(grader, assignment, monkeypatch):
-    monkeypatch.setenv("DESCENT_GRADING_SEED", SEED)
-    (name,) = notebooks(assignment)
-    for k, (choices, nb) in enumerate(demo.mistake_submissions(assignment, name)):
-        scores, total, max_total, html = grader(assignment, f"mistakes-{k}", {name: nb})
-        assert total < max_total
-        for problem, mistake in choices.items():
-            assert html.count(mistake.split(" (")[0]) >= 1, f"{problem}: feedback does not name {mistake!r}"
+# Every known mistake named in real nbgrader feedback: tests/test_pipeline.py grades the demo
+# corpus (a submission per mistake, every assignment) and checks each name in its feedback.
