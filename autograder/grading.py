@@ -248,8 +248,11 @@ def grade_notebook(nb, assignment: str, settings: Settings) -> tuple[object, dic
             solution_text[meta.get("grade_id")] = cell.source
         elif cell.cell_type == "code" and not meta and forbidden_use(cell.source, allowed):
             extra_mentions.append(forbidden_use(cell.source, allowed))
-    setup = [e["source"] for e in plan["cells"] if e["role"] == "code"
-             and not nb.cells[e["index"]].metadata.get("nbgrader", {}).get("solution")
+    # Set-up for replaying tests here: our locked cells before the first answer (imports,
+    # constants), never a cell that runs student code.
+    first_answer = min((i for i, c in enumerate(nb.cells) if c.metadata.get("nbgrader", {}).get("solution")),
+                       default=len(nb.cells))
+    setup = [e["source"] for e in plan["cells"] if e["role"] == "code" and e["index"] < first_answer
              and nb.cells[e["index"]].metadata.get("nbgrader", {}).get("locked")]
     summary = {"problems": {}, "notes": notes, "mistakes": {}}
     for index, cell in enumerate(nb.cells):

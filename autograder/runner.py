@@ -24,9 +24,11 @@ import contextlib
 import io
 import json
 import os
+import re
 import signal
 import sys
 import traceback
+import types
 from pathlib import Path
 
 OUTPUT_CAP = 20_000  # characters of output kept per cell
@@ -104,10 +106,13 @@ def main(job_dir: str) -> int:
                 if cell["role"] in ("visible", "hidden"):
                     # Test code (ours) runs with the problem functions wrapped by recorders;
                     # for a hidden cell that is the visible part before the hidden region.
+                    # Every function defined in the notebook that this test names is recorded
+                    # (the problem functions and helpers such as a schedule the test calls).
                     recorders = {}
-                    for name in problems:
-                        if callable(shell.user_ns.get(name)):
-                            recorders[name] = core._Recorder(shell.user_ns[name], ())
+                    for name in set(re.findall(r"[A-Za-z_]\w*", cell["source"])) | set(problems):
+                        value = shell.user_ns.get(name)
+                        if isinstance(value, types.FunctionType) and value.__module__ == "__main__":
+                            recorders[name] = core._Recorder(value, ())
                             shell.user_ns[name] = recorders[name]
                     try:
                         result = shell.run_cell(cell["source"], store_history=False, silent=True)

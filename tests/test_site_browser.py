@@ -67,7 +67,7 @@ def test_page_reads_well(server, browser, page_path, color_scheme):
 
     page.goto(f"{server}/{page_path}", wait_until="networkidle")
     if page.locator(".math").count():
-        page.wait_for_selector("mjx-container", timeout=15000)
+        page.wait_for_selector("mjx-container", state="attached", timeout=15000)  # math in headings also sits in the hidden side toc
         page.wait_for_function("() => !window.MathJax || !window.MathJax.startup || "
                                "window.MathJax.startup.promise", timeout=15000)
         page.evaluate("() => window.MathJax.startup.promise")
