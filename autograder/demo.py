@@ -245,6 +245,17 @@ def expected_scores(assignment: str, case: dict, seed: int) -> dict[str, float]:
         exec(compile(code, f"<{problem}>", "exec"), namespace)  # noqa: S102 - our own demo code
         return namespace[problem]
 
+    # Visible tests may call any answer and use the notebook's set-up (imports, constants).
+    shared = {"np": np}
+    for cell in source.cells:
+        meta = cell.metadata.get("nbgrader", {})
+        if meta.get("solution"):
+            break
+        if cell.cell_type == "code" and meta.get("locked"):
+            exec(compile(cell.source, "<setup>", "exec"), shared)  # noqa: S102 - our own cell
+    for problem in problems:
+        shared[problem] = answer_function(problem)
+
     totals, current = {}, None
     for cell in source.cells:
         meta = cell.metadata.get("nbgrader", {})
@@ -255,10 +266,10 @@ def expected_scores(assignment: str, case: dict, seed: int) -> dict[str, float]:
         if current in verdicts:
             totals[current] = totals.get(current, 0.0) + verdicts[current]
             continue
-        fn = answer_function(current)
+        fn = shared[current]
         hidden = "### BEGIN HIDDEN TESTS" in cell.source
         visible_code = cell.source.split("### BEGIN HIDDEN TESTS")[0]
-        namespace = {"np": np, current: fn}
+        namespace = dict(shared)
         try:
             with contextlib.redirect_stdout(io.StringIO()):
                 exec(compile(visible_code, "<visible>", "exec"), namespace)  # noqa: S102
