@@ -155,7 +155,7 @@ def run_in_sandbox(plan: dict, settings: Settings) -> tuple[dict, list[str]]:
 
 def _summarize(log_tail: str) -> str:
     lines = [line for line in log_tail.strip().splitlines() if line.strip()]
-    return lines[-1][:200] if lines else "killed by a resource limit (memory, processes or file size)"
+    return lines[-1][:200] if lines else "it crashed or hit a resource limit (memory, processes or file size)"
 
 
 def _read_results(path: Path):
