@@ -1,0 +1,474 @@
+r"""Optimizers beyond the torch.optim core: Lookahead, LAMB, SAM, L-BFGS, and K-FAC on one layer.
+
+All of them are small NumPy code over the same conventions as the rest of optimkit
+(lists of float arrays, updated in place). Two interfaces, as in torch:
+
+* :class:`Lookahead` and :class:`LAMB` need one gradient per step: ``opt.step(grads)``,
+  so :func:`optimkit.landscapes.run` and :func:`optimkit.digits.train` drive them unchanged;
+* :class:`SAM` and :class:`LBFGS` must evaluate the loss or gradient at points of their own
+  choosing, so their step takes a *closure*, ``opt.step(closure)``, where ``closure()``
+  returns ``(loss, grads)`` at the current parameters (the arrays the optimizer holds).
+  :func:`run_closure` records their trajectories on a landscape.
+
+Where they live elsewhere: ``torch.optim.LBFGS`` (torch has no Lookahead, LAMB or SAM in its
+core); optax has ``optax.lookahead``, ``optax.lamb``, ``optax.contrib.sam`` and ``optax.lbfgs``.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Callable
+
+import numpy as np
+
+from . import _checks, rules
+from .landscapes import DIVERGENCE_THRESHOLD, Landscape1D, Trajectory, _point
+from .optim import Optimizer
+
+__all__ = ["Lookahead", "LAMB", "SAM", "LBFGS", "lamb_trust_ratio", "sam_perturbation", "two_loop",
+           "backtracking", "run_closure", "softmax_probs", "softmax_fisher", "kfac_factors",
+           "kfac_direction"]
+
+
+def _global_norm(arrays) -> float:
+    return math.sqrt(sum(float(np.sum(np.asarray(a) ** 2)) for a in arrays))
+
+
+# ---------------------------------------------------------------------------
+# Lookahead
+# ---------------------------------------------------------------------------
+
+def _lookahead_sync(fast, slow, alpha):
+    """Pull the slow weights towards the fast ones, then restart the fast ones there."""
+    for p, s in zip(fast, slow):
+        s *= 1 - alpha  # phi + alpha (theta - phi), written so that alpha = 1 gives theta exactly
+        s += alpha * p
+        p[...] = s
+
+
+class Lookahead:
+    r"""Lookahead (Zhang et al., 2019) around any optimkit optimizer.
+
+    The inner ("fast") optimizer takes every step; every ``k`` steps the slow weights
+    :math:`\phi` move a fraction :math:`\alpha` of the way to the fast weights
+    :math:`\theta`, and the fast weights restart from there:
+
+    .. math::
+
+        \theta_{t} &= \text{inner step}(\theta_{t-1}, g_t) \\
+        \text{if } k \mid t:\quad
+        \phi &\leftarrow \phi + \alpha\,(\theta_t - \phi), \qquad \theta_t \leftarrow \phi
+
+    :math:`\phi` starts at the initial parameters. The inner optimizer keeps its state
+    (momentum, moments) across synchronisations, like ``optax.lookahead`` with its default
+    ``reset_state=False``. With :math:`\alpha = 1` Lookahead is the inner optimizer itself;
+    with :math:`\alpha = 0` the parameters return to their start every ``k`` steps.
+    """
+
+    def __init__(self, optimizer, k: int = 5, alpha: float = 0.5):
+        if not hasattr(optimizer, "params") or not hasattr(optimizer, "step"):
+            raise TypeError("optimizer must be an optimkit optimizer (with .params and .step)")
+        self.optimizer = optimizer
+        self.k = _checks.positive_int("k", k)
+        self.alpha = _checks.in_unit_interval("alpha", alpha, closed_right=True)
+        self.params = optimizer.params
+        self.slow = [np.array(p, copy=True) for p in self.params]
+        self.steps = 0
+
+    @property
+    def lr(self) -> float:
+        """The inner optimizer's learning rate (schedules set it here)."""
+        return self.optimizer.lr
+
+    @lr.setter
+    def lr(self, value) -> None:
+        self.optimizer.lr = value
+
+    def step(self, grads) -> None:
+        self.optimizer.step(grads)
+        self.steps += 1
+        if self.steps % self.k == 0:
+            _lookahead_sync(self.params, self.slow, self.alpha)
+
+
+# ---------------------------------------------------------------------------
+# LAMB
+# ---------------------------------------------------------------------------
+
+def lamb_trust_ratio(param_norm: float, update_norm: float) -> float:
+    r""":math:`\lVert\theta\rVert / \lVert u\rVert`, or 1 when either norm is 0 (as optax)."""
+    if param_norm == 0.0 or update_norm == 0.0:
+        return 1.0
+    return param_norm / update_norm
+
+
+def _lamb_kernel(p, g, m, v, *, t, lr, betas, eps, weight_decay):
+    """One LAMB step on one array (one "layer"), in place; returns the trust ratio used."""
+    beta1, beta2 = betas
+    m *= beta1
+    m += (1 - beta1) * g
+    v *= beta2
+    v += (1 - beta2) * g * g
+    m_hat = m / (1 - beta1 ** t)
+    v_hat = v / (1 - beta2 ** t)
+    u = m_hat / (np.sqrt(v_hat) + eps) + weight_decay * p  # the Adam direction, plus decay
+    ratio = lamb_trust_ratio(float(np.linalg.norm(p)), float(np.linalg.norm(u)))
+    p -= lr * ratio * u
+    return ratio
+
+
+class LAMB(Optimizer):
+    r"""LAMB (You et al., 2019): Adam's direction, rescaled per layer by a trust ratio.
+
+    Each parameter array is one layer. With Adam's bias-corrected moments:
+
+    .. math::
+
+        u_t &= \frac{\hat m_t}{\sqrt{\hat v_t} + \epsilon} + \lambda\,\theta_{t-1} \\
+        \theta_t &= \theta_{t-1} - \eta\,
+            \frac{\lVert\theta_{t-1}\rVert}{\lVert u_t\rVert}\, u_t
+
+    so every layer moves by exactly :math:`\eta\,\lVert\theta_{t-1}\rVert`, a fixed
+    *fraction* of its own size, whatever the scale of its gradients (the ratio is 1 when
+    either norm is 0). Matches ``optax.lamb`` (eps 1e-6 outside the root, trust ratio
+    :math:`\phi(x) = x`, no clipping); torch.optim has no LAMB.
+    """
+
+    def __init__(self, params, lr=1e-3, betas=(0.9, 0.999), eps=1e-6, weight_decay=0.0):
+        super().__init__(params, dict(lr=lr, betas=rules.check_betas(betas), eps=eps,
+                                      weight_decay=weight_decay))
+
+    def _check(self, group):
+        rules.check_adam(group["lr"], group["betas"], group["eps"], group["weight_decay"])
+
+    def _init_state(self, p, group):
+        return {"step": 0, "exp_avg": np.zeros_like(p), "exp_avg_sq": np.zeros_like(p),
+                "trust_ratio": 1.0}
+
+    def _update(self, p, g, state, group):
+        state["trust_ratio"] = _lamb_kernel(
+            p, g, state["exp_avg"], state["exp_avg_sq"], t=state["step"], lr=group["lr"],
+            betas=group["betas"], eps=group["eps"], weight_decay=group["weight_decay"])
+
+
+# ---------------------------------------------------------------------------
+# SAM
+# ---------------------------------------------------------------------------
+
+def sam_perturbation(grads, rho: float) -> list[np.ndarray]:
+    r""":math:`\hat\epsilon = \rho\, g / \lVert g\rVert` over all arrays together (zero when g = 0)."""
+    norm = _global_norm(grads)
+    scale = rho / (norm + 1e-12)  # as the reference implementation: g = 0 gives no perturbation
+    return [scale * np.asarray(g, dtype=np.float64) for g in grads]
+
+
+class SAM:
+    r"""Sharpness-aware minimisation (Foret et al., 2021) around any optimkit optimizer.
+
+    SAM minimises :math:`\max_{\lVert\epsilon\rVert \le \rho} L(\theta + \epsilon)`. To first
+    order the worst perturbation is along the gradient, so each step costs two gradients:
+
+    .. math::
+
+        \hat\epsilon_t &= \rho\, \frac{\nabla L(\theta_{t-1})}{\lVert\nabla L(\theta_{t-1})\rVert} \\
+        g_t^{\text{SAM}} &= \nabla L(\theta_{t-1} + \hat\epsilon_t) \\
+        \theta_t &= \text{inner step}(\theta_{t-1}, g_t^{\text{SAM}})
+
+    The norm is taken over all parameter arrays together. ``step(closure)`` calls
+    ``closure()`` (which returns ``(loss, grads)`` at the current parameters) at
+    :math:`\theta` and at :math:`\theta + \hat\epsilon`, restores :math:`\theta` exactly and
+    lets the inner optimizer step with the second gradient. Returns the loss at
+    :math:`\theta`. The last perturbation is kept in ``last_perturbation``.
+    """
+
+    needs_closure = True
+
+    def __init__(self, optimizer, rho: float = 0.05):
+        if not hasattr(optimizer, "params") or not hasattr(optimizer, "step"):
+            raise TypeError("optimizer must be an optimkit optimizer (with .params and .step)")
+        self.optimizer = optimizer
+        self.rho = _checks.non_negative("rho", rho)
+        self.params = optimizer.params
+        self.last_perturbation = None
+
+    @property
+    def lr(self) -> float:
+        return self.optimizer.lr
+
+    @lr.setter
+    def lr(self, value) -> None:
+        self.optimizer.lr = value
+
+    def step(self, closure):
+        loss, grads = closure()
+        eps = sam_perturbation(grads, self.rho)
+        saved = [np.array(p, copy=True) for p in self.params]
+        for p, e in zip(self.params, eps):
+            p += e                                   # climb to the worst nearby point
+        _, sharp_grads = closure()
+        for p, s in zip(self.params, saved):
+            p[...] = s                               # come back exactly
+        self.optimizer.step(sharp_grads)             # descend with the gradient from up there
+        self.last_perturbation = eps
+        return loss
+
+
+# ---------------------------------------------------------------------------
+# L-BFGS
+# ---------------------------------------------------------------------------
+
+def two_loop(g, s_list, y_list):
+    r"""L-BFGS two-loop recursion: :math:`H_k\, g` without ever forming :math:`H_k`.
+
+    With the stored pairs :math:`s_i = \theta_{i+1} - \theta_i`,
+    :math:`y_i = \nabla L(\theta_{i+1}) - \nabla L(\theta_i)`, oldest first, and
+    :math:`\rho_i = 1 / (y_i^\top s_i)`:
+
+    .. math::
+
+        q &\leftarrow g; \quad \text{for } i = k-1, \dots, k-m:\;
+            \alpha_i = \rho_i\, s_i^\top q,\;\; q \leftarrow q - \alpha_i\, y_i \\
+        r &\leftarrow \gamma\, q, \qquad
+            \gamma = \frac{s_{k-1}^\top y_{k-1}}{y_{k-1}^\top y_{k-1}} \\
+        &\text{for } i = k-m, \dots, k-1:\;
+            \beta = \rho_i\, y_i^\top r,\;\; r \leftarrow r + (\alpha_i - \beta)\, s_i
+
+    ``r`` is the BFGS inverse-Hessian estimate (started from :math:`\gamma I`) applied to g;
+    the search direction is :math:`-r`. With no pairs it returns g.
+    """
+    q = np.array(g, dtype=np.float64, copy=True)
+    if not s_list:
+        return q
+    rhos = [1.0 / float(y @ s) for s, y in zip(s_list, y_list)]
+    alphas = []
+    for s, y, rho in reversed(list(zip(s_list, y_list, rhos))):
+        alpha = rho * float(s @ q)
+        q -= alpha * y
+        alphas.append(alpha)
+    s, y = s_list[-1], y_list[-1]
+    r = (float(s @ y) / float(y @ y)) * q
+    for (s, y, rho), alpha in zip(zip(s_list, y_list, rhos), reversed(alphas)):
+        beta = rho * float(y @ r)
+        r += (alpha - beta) * s
+    return r
+
+
+def backtracking(phi: Callable[[float], float], f0: float, slope: float, t0: float = 1.0, *,
+                 c1: float = 1e-4, shrink: float = 0.5, max_iter: int = 40) -> float:
+    r"""Backtracking (Armijo) line search: the first :math:`t = t_0\,\text{shrink}^j` with
+
+    .. math:: \varphi(t) \le \varphi(0) + c_1\, t\, \varphi'(0),
+
+    where :math:`\varphi(t) = L(\theta + t\,d)` and ``slope`` :math:`= \varphi'(0) = g^\top d < 0`.
+    Returns the last trial after ``max_iter`` halvings if none is accepted.
+    """
+    t = t0
+    for _ in range(max_iter):
+        value = phi(t)
+        if np.isfinite(value) and value <= f0 + c1 * t * slope:
+            return t
+        t *= shrink
+    return t
+
+
+class LBFGS:
+    r"""Limited-memory BFGS: a quasi-Newton direction from the last ``history_size`` steps.
+
+    One call of ``step(closure)`` is one iteration:
+
+    .. math::
+
+        d_k &= -H_k\, g_k \quad\text{(two-loop recursion, } H_0 = \gamma I\text{)} \\
+        \theta_{k+1} &= \theta_k + t_k\, d_k \quad\text{(}t_k \text{ from the line search)} \\
+        s_k &= \theta_{k+1} - \theta_k, \quad y_k = g_{k+1} - g_k
+        \quad\text{(kept only if } y_k^\top s_k > 10^{-10}\text{)}
+
+    The line search starts at :math:`t = \eta` (``lr``, 1 by default), except on the first
+    iteration, where, as in ``torch.optim.LBFGS``, it starts at
+    :math:`\eta \min(1, 1/\lVert g_0\rVert_1)` because there is no curvature estimate yet.
+    ``line_search`` is ``"backtracking"`` (Armijo, :func:`backtracking`), ``None`` (take
+    :math:`t = \eta` blindly), or a callable ``(phi, f0, slope, t0) -> t``.
+    ``closure()`` returns ``(loss, grads)`` at the current parameters. ``evaluations``
+    counts closure calls. torch's ``LBFGS`` differs: it runs up to ``max_iter`` = 20
+    iterations per ``step`` and offers a strong-Wolfe line search.
+    """
+
+    needs_closure = True
+
+    def __init__(self, params, lr: float = 1.0, history_size: int = 10,
+                 line_search="backtracking"):
+        self.params = _checks.float_params(params)
+        self.lr = _checks.positive("lr", lr)
+        self.history_size = _checks.positive_int("history_size", history_size)
+        if not (line_search in ("backtracking", None) or callable(line_search)):
+            raise ValueError(f"line_search must be 'backtracking', None or a callable, got {line_search!r}")
+        self.line_search = line_search
+        self.s_list: list[np.ndarray] = []
+        self.y_list: list[np.ndarray] = []
+        self.evaluations = 0
+        self.iterations = 0
+        self._cache = None  # (theta, loss, flat grad) at the current parameters
+
+    def _flat(self) -> np.ndarray:
+        return np.concatenate([p.ravel() for p in self.params])
+
+    def _set(self, theta: np.ndarray) -> None:
+        i = 0
+        for p in self.params:
+            p[...] = theta[i:i + p.size].reshape(p.shape)
+            i += p.size
+
+    def _evaluate(self, closure):
+        self.evaluations += 1
+        loss, grads = closure()
+        return float(loss), np.concatenate([np.asarray(g, dtype=np.float64).ravel() for g in grads])
+
+    def step(self, closure):
+        theta = self._flat()
+        if self._cache is not None and np.array_equal(self._cache[0], theta):
+            loss, g = self._cache[1], self._cache[2]
+        else:  # first call, or the parameters were changed from outside
+            loss, g = self._evaluate(closure)
+        d = -two_loop(g, self.s_list, self.y_list)
+        slope = float(g @ d)
+        if not slope < 0:  # not a descent direction: forget the curvature pairs
+            self.s_list.clear()
+            self.y_list.clear()
+            d, slope = -g, -float(g @ g)
+        if slope == 0.0:  # at a stationary point already
+            self._cache = (theta, loss, g)
+            return loss
+        t0 = self.lr if self.s_list else self.lr * min(1.0, 1.0 / max(np.abs(g).sum(), 1e-300))
+
+        trials = {}
+
+        def phi(t):
+            self._set(theta + t * d)
+            trials[t] = self._evaluate(closure)
+            return trials[t][0]
+
+        if self.line_search is None:
+            t = t0
+        elif self.line_search == "backtracking":
+            t = backtracking(phi, loss, slope, t0)
+        else:
+            t = float(self.line_search(phi, loss, slope, t0))
+        new_theta = theta + t * d
+        self._set(new_theta)
+        new_loss, new_g = trials[t] if t in trials else self._evaluate(closure)
+        s, y = new_theta - theta, new_g - g
+        if float(y @ s) > 1e-10:
+            self.s_list.append(s)
+            self.y_list.append(y)
+            if len(self.s_list) > self.history_size:
+                del self.s_list[0], self.y_list[0]
+        self._cache = (new_theta, new_loss, new_g)
+        self.iterations += 1
+        return loss
+
+
+# ---------------------------------------------------------------------------
+# A runner for closure-based optimizers on the 1-D and 2-D landscapes
+# ---------------------------------------------------------------------------
+
+def run_closure(landscape, make_optimizer, start=None, steps: int = 100):
+    """Like :func:`optimkit.landscapes.run` for optimizers whose ``step`` takes a closure.
+
+    Returns ``(trajectory, evaluations)``: the :class:`~optimkit.landscapes.Trajectory` of
+    the iterates and, per step, the cumulative number of gradient evaluations (closure calls).
+    ``trajectory.lrs`` holds the optimizer's ``lr`` at each step.
+    """
+    dim = 1 if isinstance(landscape, Landscape1D) else 2
+    steps = _checks.non_negative_int("steps", steps)
+    point = _point(landscape.start if start is None else start, dim)
+    opt = make_optimizer([point])
+    calls = [0]
+
+    def closure():
+        calls[0] += 1
+        with np.errstate(over="ignore", invalid="ignore"):
+            return landscape(point), [np.asarray(landscape.grad(point), dtype=np.float64).reshape(dim)]
+
+    points, losses, lrs, evaluations = [point.copy()], [landscape(point)], [], [0]
+    diverged = False
+    for _ in range(steps):
+        lrs.append(float(opt.lr))
+        opt.step(closure)
+        with np.errstate(over="ignore", invalid="ignore"):
+            loss = landscape(point)
+        points.append(point.copy())
+        losses.append(loss)
+        evaluations.append(calls[0])
+        if not (np.all(np.isfinite(point)) and abs(loss) <= DIVERGENCE_THRESHOLD):
+            diverged = True
+            break
+    trajectory = Trajectory(points=np.array(points), losses=np.array(losses),
+                            lrs=np.array(lrs, dtype=np.float64), diverged=diverged,
+                            steps_taken=len(lrs))
+    return trajectory, np.array(evaluations)
+
+
+# ---------------------------------------------------------------------------
+# K-FAC on one softmax layer
+# ---------------------------------------------------------------------------
+
+def softmax_probs(a: np.ndarray, W: np.ndarray) -> np.ndarray:
+    """Row-wise softmax of the logits ``a @ W``."""
+    z = a @ W
+    z = z - z.max(axis=1, keepdims=True)
+    e = np.exp(z)
+    return e / e.sum(axis=1, keepdims=True)
+
+
+def softmax_fisher(a: np.ndarray, probs: np.ndarray) -> np.ndarray:
+    r"""The exact Fisher of a softmax layer ``logits = a @ W`` (``W`` of shape (in, out)):
+
+    .. math:: F = \frac1n \sum_i (a_i a_i^\top) \otimes \bigl(\operatorname{diag}(p_i) - p_i p_i^\top\bigr)
+
+    in the row-major order of ``W.ravel()``; shape (in*out, in*out). Labels are drawn from
+    the model, so :math:`\mathbb E_y[(p - e_y)(p - e_y)^\top] = \operatorname{diag}(p) - pp^\top`.
+    """
+    n, d_in = a.shape
+    k = probs.shape[1]
+    cov = probs[:, :, None] * np.eye(k)[None] - probs[:, :, None] * probs[:, None, :]
+    # F[(i,j),(l,m)] = mean_n a_ni a_nl cov_njm: one (in x in) product per output pair (j, m)
+    F = np.empty((d_in, k, d_in, k))
+    for j in range(k):
+        for m in range(j, k):
+            block = a.T @ (a * cov[:, j, m][:, None]) / n
+            F[:, j, :, m] = block
+            F[:, m, :, j] = block
+    return F.reshape(d_in * k, d_in * k)
+
+
+def kfac_factors(a: np.ndarray, probs: np.ndarray):
+    r"""K-FAC's Kronecker factors for a softmax layer: :math:`F \approx A \otimes G` with
+
+    .. math:: A = \frac1n \sum_i a_i a_i^\top, \qquad
+              G = \frac1n \sum_i \bigl(\operatorname{diag}(p_i) - p_i p_i^\top\bigr)
+
+    (the average of the inputs' second moments times the average of the output-gradient
+    covariances: K-FAC assumes the two are independent).
+    """
+    n = len(a)
+    A = a.T @ a / n
+    G = np.diag(probs.mean(axis=0)) - probs.T @ probs / n
+    return A, G
+
+
+def kfac_direction(grad_W: np.ndarray, A: np.ndarray, G: np.ndarray, damping: float) -> np.ndarray:
+    r"""The K-FAC natural-gradient direction for ``W`` of shape (in, out):
+
+    .. math:: (A \otimes G + \ldots)^{-1} \operatorname{vec}(\nabla_W)
+              \approx \operatorname{vec}\bigl((A + \sqrt\lambda I)^{-1}\, \nabla_W\,
+              (G + \sqrt\lambda I)^{-1}\bigr)
+
+    using :math:`(A \otimes G)^{-1} = A^{-1} \otimes G^{-1}` and
+    :math:`(A \otimes G)\operatorname{vec}(X) = \operatorname{vec}(A X G)` for symmetric
+    factors, with Tikhonov damping :math:`\lambda` split between the two factors.
+    Two small solves (in x in and out x out) replace one (in*out) x (in*out) solve.
+    """
+    damping = _checks.positive("damping", damping)
+    root = math.sqrt(damping)
+    left = np.linalg.solve(A + root * np.eye(len(A)), grad_W)
+    return np.linalg.solve(G + root * np.eye(len(G)), left.T).T

@@ -1,0 +1,268 @@
+r"""Figures and helpers for the chapter on gradient clipping.
+
+* :func:`cliff` -- a 2-D valley that ends in a steep wall, where one gradient step can throw
+  the parameters far away (the "exploding gradient" picture of Pascanu et al.).
+* :class:`Clipped` -- wraps any optimkit optimizer so every step clips its gradients first
+  (with :func:`optimkit.clip_grad_norm` or :func:`optimkit.clip_grad_value`) and records the
+  norms; it drops into :func:`optimkit.landscapes.run` and :func:`optimkit.digits.train`.
+* :func:`optax_clip_by_global_norm` -- optax's semantics, for comparison with torch's.
+* :func:`cliff_figure` -- the slider figure over ``max_norm``.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Sequence
+
+import matplotlib.pyplot as plt
+import numpy as np
+
+from ..clipping import clip_grad_norm, clip_grad_value
+from ..interactive import SliderFigure
+from ..landscapes import Landscape, run
+from ..optim import SGD, Adam
+from .landscape import COLORS, draw_contours
+
+__all__ = ["cliff", "Clipped", "optax_clip_by_global_norm", "angle_deg", "global_norm",
+           "clip_vectors_figure", "cliff_runs", "cliff_figure", "norm_histogram_figure"]
+
+
+def _sigmoid(z):
+    return 0.5 * (1.0 + np.tanh(0.5 * z))  # no overflow warnings for large |z|
+
+
+def cliff(height: float = 20.0, sharpness: float = 50.0) -> Landscape:
+    r"""A gentle valley that ends in a steep wall.
+
+    .. math::
+        f(x, y) = \tfrac14 (x - 3)^2 + \tfrac12 y^2 + \frac{H}{k}\,\operatorname{softplus}\bigl(k\,s\bigr),
+        \qquad s = x + \tfrac12 y - 1
+
+    Left of the line :math:`s = 0` the wall term is almost exactly 0 and the valley pulls
+    towards :math:`x = 3`; right of it the loss climbs with slope :math:`H\sqrt{1.25}` (the
+    gradient of the wall term is :math:`H\,\sigma(ks)\,(1, \tfrac12)`). The corner between
+    the two is :math:`1/k` wide. The minimum sits at the foot of the wall.
+    """
+    H, k = float(height), float(sharpness)
+    if H <= 0 or k <= 0:
+        raise ValueError(f"height and sharpness must be > 0, got {height!r}, {sharpness!r}")
+
+    def f(x, y):
+        s = x + 0.5 * y - 1.0
+        return 0.25 * (x - 3.0) ** 2 + 0.5 * y**2 + H / k * np.logaddexp(0.0, k * s)
+
+    def grad_xy(x, y):
+        q = _sigmoid(k * (x + 0.5 * y - 1.0))
+        return 0.5 * (x - 3.0) + H * q, y + 0.5 * H * q
+
+    def hessian_xy(x, y):
+        q = _sigmoid(k * (x + 0.5 * y - 1.0))
+        c = H * k * q * (1.0 - q)
+        return (0.5 + c, 0.5 * c), (0.5 * c, 1.0 + 0.25 * c)
+
+    p = np.array([1.0, 0.0])  # Newton from the corner; the wall's tail balances the valley's pull
+    for _ in range(100):
+        step = np.linalg.solve(np.array(hessian_xy(*p)), np.array(grad_xy(*p)))
+        p -= step
+        if np.max(np.abs(step)) < 1e-14:
+            break
+    return Landscape(
+        name="cliff",
+        f=f,
+        grad_xy=grad_xy,
+        hessian_xy=hessian_xy,
+        minima=((float(p[0]), float(p[1])),),
+        bounds=((-5.5, 2.5), (-3.5, 2.5)),
+        start=(-3.0, 1.5),
+        log_contours=True,
+        latex=(rf"f(x, y) = \tfrac14 (x-3)^2 + \tfrac12 y^2 + \tfrac{{{H:g}}}{{{k:g}}}"
+               rf"\,\mathrm{{softplus}}\bigl({k:g}\,(x + \tfrac12 y - 1)\bigr)"),
+    )
+
+
+def global_norm(grads) -> float:
+    """The 2-norm of all gradient entries together."""
+    return math.sqrt(sum(float(np.sum(np.square(g))) for g in grads))
+
+
+class Clipped:
+    """An optimizer whose every step clips a copy of the gradients first.
+
+    ``max_norm`` uses :func:`optimkit.clip_grad_norm` (torch's ``clip_grad_norm_``),
+    ``clip_value`` uses :func:`optimkit.clip_grad_value`; with neither (or ``max_norm=math.inf``)
+    the gradients pass unchanged. ``norms`` records the global norm of each step's gradients
+    *before* clipping.
+    """
+
+    def __init__(self, optimizer, max_norm: float | None = None, clip_value: float | None = None):
+        if max_norm is not None and clip_value is not None:
+            raise ValueError("give max_norm or clip_value, not both")
+        self.optimizer = optimizer
+        self.max_norm = max_norm
+        self.clip_value = clip_value
+        self.norms: list[float] = []
+
+    @property
+    def lr(self):
+        return self.optimizer.lr
+
+    @lr.setter
+    def lr(self, value):
+        self.optimizer.lr = value
+
+    def step(self, grads) -> None:
+        grads = [np.array(g, dtype=np.float64, copy=True) for g in grads]  # clipping works in place
+        if self.max_norm is not None and not math.isinf(self.max_norm):
+            self.norms.append(clip_grad_norm(grads, self.max_norm))
+        else:
+            self.norms.append(global_norm(grads))
+            if self.clip_value is not None:
+                clip_grad_value(grads, self.clip_value)
+        self.optimizer.step(grads)
+
+
+def optax_clip_by_global_norm(grads, max_norm: float) -> list:
+    r"""``optax.clip_by_global_norm`` on NumPy arrays (returns new arrays).
+
+    Below the threshold the gradients are returned unchanged; at or above it every entry
+    becomes :math:`g / \lVert g\rVert_2 \cdot c`, with no :math:`10^{-6}` in the denominator.
+    """
+    g_norm = global_norm(grads)
+    if g_norm < max_norm:
+        return [np.array(g, dtype=np.float64, copy=True) for g in grads]
+    return [np.asarray(g, dtype=np.float64) / g_norm * max_norm for g in grads]
+
+
+def angle_deg(a, b) -> float:
+    """The angle between two gradients (arrays, or lists of arrays), in degrees."""
+    a = np.concatenate([np.ravel(x) for x in (a if isinstance(a, (list, tuple)) else [a])])
+    b = np.concatenate([np.ravel(x) for x in (b if isinstance(b, (list, tuple)) else [b])])
+    u, v = a / np.linalg.norm(a), b / np.linalg.norm(b)
+    # 2 atan2(|u - v|, |u + v|) stays accurate for tiny angles, where acos(u . v) does not
+    return math.degrees(2.0 * math.atan2(float(np.linalg.norm(u - v)), float(np.linalg.norm(u + v))))
+
+
+def clip_vectors_figure(g, c: float):
+    """A 2-D gradient ``g`` with the box of value clipping at ``c``, the circle of norm clipping
+    at ``c``, and the two clipped vectors."""
+    g = np.asarray(g, dtype=np.float64)
+    by_value = [g.copy()]
+    clip_grad_value(by_value, c)
+    by_norm = [g.copy()]
+    clip_grad_norm(by_norm, c)
+    fig, ax = plt.subplots(figsize=(5.2, 4.0), layout="constrained")
+    ax.add_patch(plt.Rectangle((-c, -c), 2 * c, 2 * c, fill=False, ls="--", color=COLORS[1], lw=1.2))
+    ax.add_patch(plt.Circle((0, 0), c, fill=False, ls="--", color=COLORS[2], lw=1.2))
+    def pair(v):
+        return f"({v[0]:.2f}, {v[1]:.2f})"
+
+    for vec, color, label in ((g, "0.2", f"raw gradient {pair(g)}"),
+                              (by_value[0], COLORS[1], f"clipped by value: {pair(by_value[0])}, "
+                                                      f"{angle_deg(g, by_value[0]):.1f}° off"),
+                              (by_norm[0], COLORS[2], f"clipped by norm: {pair(by_norm[0])}, "
+                                                     f"{angle_deg(g, by_norm[0]):.1f}° off")):
+        ax.annotate("", xy=vec, xytext=(0, 0),
+                    arrowprops=dict(arrowstyle="-|>", color=color, lw=2.0, mutation_scale=14))
+        ax.plot([], [], color=color, lw=2.0, label=label)
+    span = max(abs(g).max(), c) * 1.15
+    ax.set_xlim(-c * 1.3, span)
+    ax.set_ylim(-c * 1.3, max(span * 0.75, c * 1.3))
+    ax.set_aspect("equal")
+    ax.axhline(0, color="0.8", lw=0.6)
+    ax.axvline(0, color="0.8", lw=0.6)
+    ax.legend(fontsize=7.5, loc="upper left")
+    ax.set_title(f"clipping at c = {c:g}: the box (value) and the circle (norm)", fontsize=9)
+    return fig
+
+
+def cliff_runs(landscape: Landscape, max_norms: Sequence[float], *, steps: int = 60,
+               sgd_lr: float = 0.3, adam_lr: float = 0.3) -> dict:
+    """``{(optimizer, max_norm): Trajectory}`` for plain SGD and Adam, each wrapped in
+    :class:`Clipped` (``math.inf`` means no clipping: the factor is then always 1)."""
+    out = {}
+    for c in max_norms:
+        out["SGD", c] = run(landscape, lambda p: Clipped(SGD(p, lr=sgd_lr), max_norm=c), steps=steps)
+        out["Adam", c] = run(landscape, lambda p: Clipped(Adam(p, lr=adam_lr), max_norm=c), steps=steps)
+    return out
+
+
+def _fmt_norm(c: float) -> str:
+    return "off" if math.isinf(c) else f"{c:g}"
+
+
+def cliff_figure(landscape: Landscape, runs: dict, max_norms: Sequence[float],
+                 step_values: Sequence[int]) -> SliderFigure:
+    """Paths of SGD and Adam on the cliff (left) and their losses (right), with sliders over
+    ``max_norm`` and the step. ``runs`` comes from :func:`cliff_runs`."""
+    fig, (ax, ax2) = plt.subplots(1, 2, figsize=(9.2, 3.9), layout="constrained",
+                                  gridspec_kw={"width_ratios": [1.25, 1]})
+    draw_contours(ax, landscape)
+    ax.plot(*landscape.start, marker="o", markersize=8, color="white", markeredgecolor="black",
+            linestyle="none", zorder=6, label="start")
+    artists = {}
+    for color, name in zip(COLORS, ("SGD", "Adam")):
+        (path,) = ax.plot([], [], color=color, lw=1.5, marker=".", ms=4, zorder=4, label=name)
+        (head,) = ax.plot([], [], marker="o", ms=7, color=color, markeredgecolor="black",
+                          linestyle="none", zorder=7)
+        (loss,) = ax2.plot([], [], color=color, lw=1.5, label=name)
+        artists[name] = (path, head, loss)
+    ax.legend(loc="lower left", fontsize=8, framealpha=0.9)
+    all_losses = np.concatenate([t.losses for t in runs.values()])
+    ax2.set_yscale("log")
+    ax2.set_xlim(0, max(len(t.losses) for t in runs.values()) - 1)
+    ax2.set_ylim(all_losses.min() * 0.8, all_losses.max() * 1.5)
+    ax2.axhline(landscape(landscape.minima[0]), color="0.4", lw=0.8, ls=":", label="minimum")
+    ax2.set_xlabel("step")
+    ax2.set_ylabel("loss")
+    ax2.legend(fontsize=8, loc="upper right")
+    heading = fig.suptitle("placeholder", fontsize=10)
+
+    def longest_step(traj, upto):
+        pts = traj.points[: upto + 1]
+        return float(np.max(np.linalg.norm(np.diff(pts, axis=0), axis=1))) if len(pts) > 1 else 0.0
+
+    def update(max_norm: float, step: int) -> None:
+        for name, (path, head, loss) in artists.items():
+            traj = runs[name, max_norm]
+            k = min(step, len(traj.points) - 1)
+            path.set_data(traj.points[: k + 1, 0], traj.points[: k + 1, 1])
+            head.set_data([traj.points[k, 0]], [traj.points[k, 1]])
+            loss.set_data(np.arange(k + 1), traj.losses[: k + 1])
+        heading.set_text(f"max_norm {_fmt_norm(max_norm)}, step {step}: longest single step so far "
+                         f"SGD {longest_step(runs['SGD', max_norm], step):.2f}, "
+                         f"Adam {longest_step(runs['Adam', max_norm], step):.2f}")
+
+    def alt(max_norm: float, step: int) -> str:
+        parts = []
+        for name in ("SGD", "Adam"):
+            traj = runs[name, max_norm]
+            k = min(step, len(traj.points) - 1)
+            parts.append(f"{name} at ({traj.points[k, 0]:.2f}, {traj.points[k, 1]:.2f}), loss "
+                         f"{traj.losses[k]:.3g}, longest step {longest_step(traj, k):.2f}")
+        clipping = "off" if math.isinf(max_norm) else f"at max_norm {max_norm:g}"
+        return (f"Contour plot of a valley ending in a steep wall, with SGD and Adam paths after "
+                f"{step} steps, gradient clipping {clipping}: " + "; ".join(parts) + ".")
+
+    animated = [a for trio in artists.values() for a in trio] + [heading]
+    # No replay button: its Play widget would reset the step slider to 0 on load, and the full
+    # paths are the first thing to see.
+    return SliderFigure(fig, update, {"max_norm": list(max_norms), "step": list(step_values)},
+                        alt=alt, labels={"max_norm": "max_norm", "step": "step"},
+                        initial={"max_norm": max_norms[0], "step": step_values[-1]},
+                        animated=animated)
+
+
+def norm_histogram_figure(norms: np.ndarray, thresholds: Sequence[float]):
+    """Histogram (log x) of per-step gradient norms with candidate ``max_norm`` values marked."""
+    norms = np.asarray(norms, dtype=np.float64)
+    fig, ax = plt.subplots(figsize=(7.0, 3.0), layout="constrained")
+    bins = np.geomspace(norms.min() * 0.9, norms.max() * 1.1, 40)
+    ax.hist(norms, bins=bins, color=COLORS[0], alpha=0.8)
+    ax.set_xscale("log")
+    for color, c in zip(COLORS[1:], thresholds):
+        ax.axvline(c, color=color, lw=1.4, ls="--",
+                   label=f"max_norm {c:.3g}: clips {np.mean(norms > c):.0%} of steps")
+    ax.set_xlabel("global gradient norm before clipping")
+    ax.set_ylabel("steps")
+    ax.legend(fontsize=8)
+    return fig

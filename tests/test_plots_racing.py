@@ -1,0 +1,137 @@
+"""optimkit.plots.racing (chapter 11): the race settings and the outcomes the chapter reports, the
+figure helpers, and the optimkit -> torch.optim / optax tables (checked against torch itself)."""
+
+import inspect
+
+import numpy as np
+import pytest
+
+import optimkit
+import optimkit.plots.racing as R
+from optimkit import digits, landscapes
+
+
+@pytest.fixture(scope="module")
+def races():
+    return {name: R.run_race(setup) for name, setup in R.RACE.items()}
+
+
+def arrival(races, name, label):
+    setup = R.RACE[name]
+    t = races[name][label]
+    if setup.goal == "escape":
+        return R.first_escape(t, setup.tol)
+    return R.first_step_within(t, landscapes.LANDSCAPES[name]().minima[0], setup.tol)
+
+
+def test_every_entrant_arrives_within_its_budget_on_every_landscape(races):
+    for name, setup in R.RACE.items():
+        for label in R.ENTRANTS:
+            t = races[name][label]
+            k = arrival(races, name, label)
+            assert k is not None, f"{label} did not arrive on {name} in {setup.steps} steps"
+            if setup.goal == "minimum":
+                assert not t.diverged
+
+
+def test_the_outcomes_chapter_11_reports(races):
+    sad = {label: arrival(races, "saddle", label) for label in R.ENTRANTS}
+    adaptive = ["Adagrad", "RMSprop", "Adam", "AdamW", "NAdam"]
+    assert max(sad[k] for k in adaptive) < sad["SGD"] < sad["RAdam"] == max(sad.values())
+    ros = {label: arrival(races, "rosenbrock", label) for label in R.ENTRANTS}
+    assert ros["SGD+momentum"] < ros["Adam"] < ros["SGD"]
+    end = lambda label: np.linalg.norm(races["beale"][label].points[-1] - [3.0, 0.5])  # noqa: E731
+    assert end("AdamW") > 100 * end("Adam")
+
+
+def test_ravine_and_rosenbrock_settings_are_those_of_the_convergence_tests():
+    from test_convergence import SETTINGS
+
+    def label_of(name, kwargs):
+        if name == "SGD":
+            return "SGD+momentum" if kwargs.get("momentum") else "SGD"
+        return name
+
+    for name, ravine_kw, rosen_kw in SETTINGS:
+        label = label_of(name, ravine_kw)
+        assert R.RACE["ravine"].lrs[label] == ravine_kw["lr"]
+        if rosen_kw is not None:
+            assert R.RACE["rosenbrock"].lrs[label] == rosen_kw["lr"]
+        fixed = {k: v for k, v in ravine_kw.items() if k != "lr"}
+        assert R.ENTRANTS[label][1] == fixed, label
+
+
+def test_make_optimizer_builds_the_entrant():
+    p = np.zeros(2)
+    opt = R.make_optimizer("Nesterov", 0.2)([p])
+    assert isinstance(opt, optimkit.SGD) and opt.lr == 0.2
+    assert opt.param_groups[0]["nesterov"] and opt.param_groups[0]["momentum"] == 0.9
+    assert isinstance(R.make_optimizer("AdamW", 0.5)([p]), optimkit.AdamW)
+
+
+def test_first_step_helpers():
+    t = landscapes.run(landscapes.ravine(), lambda p: optimkit.SGD(p, lr=0.4), steps=300)
+    k = R.first_step_within(t, (0, 0), 1e-3)
+    assert np.linalg.norm(t.points[k]) < 1e-3 <= np.linalg.norm(t.points[k - 1])
+    assert R.first_step_within(t, (5, 5), 1e-3) is None
+    s = landscapes.run(landscapes.saddle(), lambda p: optimkit.SGD(p, lr=0.4), start=(1.5, 1e-3), steps=30)
+    e = R.first_escape(s, 1.0)
+    assert abs(s.points[e, 1]) > 1.0 >= abs(s.points[e - 1, 1])
+
+
+def test_log_steps_cover_the_run_once_each():
+    steps = R.log_steps(10_000, 13)
+    assert steps[0] == 0 and steps[-1] == 10_000 and steps == sorted(set(steps))
+    assert len(steps) <= 13 and steps[1] <= 2  # dense at the start
+    assert R.log_steps(5, 20) == [0, 1, 2, 3, 4, 5]
+
+
+def test_race_figure_dashes_the_ninth_entrant_and_spaces_steps_logarithmically(races):
+    land = landscapes.rosenbrock()
+    sf = R.race_figure(land, races["rosenbrock"], frames=9)
+    assert sf.sliders["step"] == R.log_steps(10_000, 9) and sf.initial["step"] == 0
+    styles = [line.get_linestyle() for line in sf.animated if line.get_label() in R.ENTRANTS]
+    assert styles.count("--") == 1 and styles[-1] == "--"
+    assert sf.frame(step=0) != sf.frame(step=10_000)
+
+
+def test_momentum_at_a_tenth_of_the_lr_matches_plain_sgd_below_the_plateau():
+    # Chapter 11: SGD with momentum 0.9 at eta/10 scores like plain SGD at eta.
+    data = digits.load_digits_split()
+
+    def acc(label, lr):
+        model = digits.MLP(seed=0)
+        return digits.train(model, data, R.make_optimizer(label, lr), epochs=5, batch_size=32).val_accuracy[-1]
+
+    for lr in (1e-3, 1e-2):
+        assert abs(acc("SGD", lr) - acc("SGD+momentum", lr / 10)) < 0.03
+    assert acc("SGD", 1e-2) < acc("SGD+momentum", 1e-2) - 0.1  # and not at the same lr
+
+
+# -- the twin tables, against torch itself --------------------------------------------------------------
+
+torch = pytest.importorskip("torch")
+
+
+def test_every_optimizer_twin_exists_in_torch_with_the_same_defaults():
+    rows = R.optimizer_twins()
+    assert [r["optimkit"] for r in rows] == [f"optimkit.{n}" for n in optimkit.OPTIMIZERS]
+    for r in rows:
+        cls = eval(r["torch"], {"torch": torch})  # noqa: S307  "torch.optim.X"
+        torch_defaults = {k: p.default for k, p in inspect.signature(cls.__init__).parameters.items()
+                          if p.default is not inspect.Parameter.empty}
+        for key, value in r["defaults"].items():
+            assert key in torch_defaults, (r["torch"], key)
+            assert torch_defaults[key] == value, (r["torch"], key, torch_defaults[key], value)
+
+
+def test_every_schedule_twin_exists_in_torch():
+    rows = R.schedule_twins()
+    assert len(rows) == len(optimkit.schedules.__all__)
+    for r in rows:
+        for name in r["torch"]:
+            assert hasattr(torch.optim.lr_scheduler, name), name
+        assert r["optax"] or r["optax_similar"], r["optimkit"]
+    by_name = {r["optimkit"]: r for r in rows}
+    assert by_name["schedules.cosine"]["torch"] == ["CosineAnnealingLR"]
+    assert by_name["schedules.warmup_cosine"]["optax"] == ["warmup_cosine_decay_schedule"]
