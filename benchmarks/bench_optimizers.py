@@ -77,7 +77,7 @@ def main() -> None:
     array_mb = args.size * 4 / 2**20
     print(f"One step on {args.size:,} float32 parameters ({array_mb:.0f} MB per array), "
           f"median of {args.repeats}, 1 thread each")
-    print(f"{'optimizer':<24}{'implementation':<22}{'ms/step':>9}{'x baseline':>12}"
+    print(f"{'optimizer':<30}{'implementation':<22}{'ms/step':>9}{'x baseline':>12}"
           f"{'peak extra':>13}{'arrays':>8}")
     for name, kwargs in CONFIGS.items():
         results = {}
@@ -89,7 +89,7 @@ def main() -> None:
         base = results["torch foreach=False"]["median_s"]
         label = f"{name}({', '.join(f'{k}={v}' for k, v in kwargs.items())})"
         for impl, r in results.items():
-            print(f"{label:<24}{impl:<22}{r['median_s'] * 1e3:>9.1f}{r['median_s'] / base:>11.2f}x"
+            print(f"{label:<30}{impl:<22}{r['median_s'] * 1e3:>9.1f}{r['median_s'] / base:>11.2f}x"
                   f"{r['peak_extra_mb']:>10.0f} MB{r['peak_extra_mb'] / array_mb:>8.1f}")
             label = ""
     print("x baseline: time / torch single-tensor time (target <= 2). "
