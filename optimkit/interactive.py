@@ -77,7 +77,8 @@ class SliderFigure:
     labels:
         Optional ``{name: description}`` for the sliders.
     play:
-        Name of a slider to animate with a Play button (e.g. the step of a trajectory).
+        Name of a slider to animate with a Play button (e.g. the step of a trajectory);
+        live mode only.
     animated:
         The artists ``update`` changes. When given, the rest of the figure is rendered
         once and reused (blitting), so a slider move redraws only these.
@@ -138,7 +139,7 @@ class SliderFigure:
         image.convert("RGB").save(buffer, format=FRAME_FORMAT, lossless=True, method=2)
         return buffer.getvalue()
 
-    def _controls(self):
+    def _controls(self, mode: str):
         controls = {}
         for name, values in self.sliders.items():
             controls[name] = widgets.SelectionSlider(
@@ -146,7 +147,9 @@ class SliderFigure:
                 description=self.labels.get(name, name), continuous_update=True,
                 style={"description_width": "initial"}, layout=widgets.Layout(width="420px"))
         row = list(controls.values())
-        if self.play is not None:
+        # A Play button linked to the slider breaks the slider's own link to the frames in
+        # the saved-state page (measured in Chromium), so the static page keeps the slider only.
+        if self.play is not None and mode == "live":
             player = widgets.Play(min=0, max=len(self.sliders[self.play]) - 1, interval=120,
                                   description=f"replay {self.play}")
             widgets.jslink((player, "value"), (controls[self.play], "index"))
@@ -158,7 +161,7 @@ class SliderFigure:
         mode = mode or default_mode()
         if mode not in ("live", "static"):
             raise ValueError(f"mode must be 'live' or 'static', got {mode!r}")
-        controls, bar = self._controls()
+        controls, bar = self._controls(mode)
         if mode == "live":
             view = widgets.HTML(self.frame(**self.initial))
 

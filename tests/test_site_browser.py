@@ -80,8 +80,12 @@ def test_page_reads_well(server, browser, page_path, color_scheme):
         assert img.evaluate("i => i.complete && i.naturalWidth > 0"), f"image not loaded: {img.get_attribute('src')[:80]}"
         assert (img.get_attribute("alt") or "").strip(), "image without alt text"
 
+    # Every widget on the site is a slider figure: a box with sliders and one visible frame
+    # (a Stack renders only its selected frame). None may be missing or inert.
+    views = page.locator("script[type='application/vnd.jupyter.widget-view+json']").count()
     boxes = [box for box in page.locator(".jupyter-widgets.widget-vbox").all()
-             if box.locator("img.descent-frame").count() > 1 and box.locator(".noUi-handle").count()]
+             if box.locator("img.descent-frame").count() >= 1 and box.locator(".noUi-handle").count()]
+    assert len(boxes) == views, f"{views} widget views but {len(boxes)} slider figures rendered"
     for box in boxes:
         handles = box.locator(".noUi-handle").all()
         for handle in handles:
