@@ -60,6 +60,8 @@ def _p_norm(x: np.ndarray, p: float) -> float:
 def clip_grad_norm(grads, max_norm, norm_type=2.0, error_if_nonfinite=False) -> float:
     r"""Rescale gradients in place so their total ``norm_type``-norm is at most ``max_norm``.
 
+    ``max_norm=math.inf`` clips nothing and only measures the norm, as in torch.
+
     .. math::
         \|g\|_p = \Big\| \big(\|g_1\|_p, \dots, \|g_n\|_p\big) \Big\|_p, \qquad
         g_i \leftarrow g_i \cdot \min\!\left(1, \frac{c}{\|g\|_p + 10^{-6}}\right)
@@ -81,7 +83,9 @@ def clip_grad_norm(grads, max_norm, norm_type=2.0, error_if_nonfinite=False) -> 
     :math:`g \cdot c / \|g\|_2` exactly.
     """
     grads = _float_grads(grads)
-    max_norm = _checks.non_negative("max_norm", max_norm)
+    # +inf is allowed, as in torch: nothing is clipped and the total norm is still measured.
+    if not (_checks._is_real(max_norm) and float(max_norm) == math.inf):
+        max_norm = _checks.non_negative("max_norm", max_norm)
     p = _norm_type(norm_type)
     norms = [_p_norm(g, p) for g in grads if g.size]
     total = _p_norm(np.array(norms, dtype=np.float64), p) if norms else 0.0

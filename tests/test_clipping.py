@@ -225,3 +225,16 @@ def test_clip_grad_value_bad_clip_value(clip_value, match):
         clip_grad_value(grads, clip_value)
     for g, b in zip(grads, before):
         np.testing.assert_array_equal(g, b)
+
+
+def test_an_infinite_max_norm_only_measures_like_torch():
+    grads = random_grads(11, [(3,), (2, 2)])
+    params = [torch.tensor(g.copy(), requires_grad=True) for g in grads]
+    for p, g in zip(params, grads):
+        p.grad = torch.from_numpy(g.copy())
+    expected_total = float(torch.nn.utils.clip_grad_norm_(params, math.inf))
+    before = [g.copy() for g in grads]
+    assert clip_grad_norm(grads, math.inf) == pytest.approx(expected_total, rel=1e-12)
+    for g, b, p in zip(grads, before, params):
+        np.testing.assert_array_equal(g, b)
+        np.testing.assert_array_equal(g, p.grad.numpy())
