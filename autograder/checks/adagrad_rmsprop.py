@@ -20,7 +20,7 @@ import numpy as np
 
 from optimkit import rules
 
-from .core import Problem, Variant, grade as _grade
+from .core import Problem, Variant, grade as _grade, random_shape
 
 ASSIGNMENT = "03_adagrad_rmsprop"
 CHAPTER = "Chapter 4 (AdaGrad and RMSProp)"
@@ -35,10 +35,6 @@ EPS = f"{CHAPTER}, section 'Where does ε go?'"
 # step by >= 1e-4 relative. rtol = 1e-9 sits far from both; atol for entries near zero.
 RTOL, ATOL = 1e-9, 1e-12
 STEPS = 30
-
-
-def _shape(rng):
-    return tuple(int(s) for s in rng.integers(1, 5, size=rng.integers(1, 3)))
 
 
 def _eps(rng):
@@ -66,7 +62,7 @@ def _adagrad_reference(theta, grad, s, t, lr, lr_decay, eps):
 
 def _drive_adagrad(call, rng):
     for lr_decay in (float(rng.uniform(0.05, 0.3)), 0.0):
-        shape = _shape(rng)
+        shape = random_shape(rng)
         lr, eps = float(rng.uniform(0.01, 0.3)), _eps(rng)
         theta, s = rng.normal(size=shape), np.zeros(shape)
         for t, grad in enumerate(_grads(rng, shape, STEPS), start=1):
@@ -119,7 +115,7 @@ def _rmsprop_reference(theta, grad, v, lr, alpha, eps):
 
 
 def _drive_rmsprop(call, rng):
-    shape = _shape(rng)
+    shape = random_shape(rng)
     alpha, eps = float(rng.uniform(0.6, 0.95)), _eps(rng)
     theta, v = rng.normal(size=shape), np.zeros(shape)
     for lr, grad in zip(_lr_schedule(rng, STEPS), _grads(rng, shape, STEPS)):
@@ -169,7 +165,7 @@ def _centered_reference(theta, grad, v, g_avg, lr, alpha, eps):
 
 
 def _drive_centered(call, rng):
-    shape = _shape(rng)
+    shape = random_shape(rng)
     alpha, eps = float(rng.uniform(0.6, 0.95)), _eps(rng)
     # Each coordinate gets a mean (drift) of 0.5 to 3 times its noise, so centring matters,
     # while the variance v - g_avg² stays a sizeable part of v (no cancellation to speak of).

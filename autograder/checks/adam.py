@@ -24,7 +24,7 @@ import numpy as np
 
 from optimkit import rules
 
-from .core import Problem, Variant, grade as _grade
+from .core import Problem, Variant, grade as _grade, random_shape
 
 ASSIGNMENT = "04_adam"
 CHAPTER = "Chapter 5 (Adam)"
@@ -42,10 +42,6 @@ AMSGRAD = f"{CHAPTER}, section 'AMSGrad'"
 # rtol = 1e-9 sits far from both; atol for entries near zero.
 RTOL, ATOL = 1e-9, 1e-12
 STEPS = 50
-
-
-def _shape(rng):
-    return tuple(int(s) for s in rng.integers(1, 5, size=rng.integers(1, 3)))
 
 
 def settings(rng) -> dict:
@@ -75,7 +71,7 @@ def _adam_reference(theta, grad, m, v, t, lr, beta1, beta2, eps):
 
 
 def _drive_adam(call, rng):
-    shape = _shape(rng)
+    shape = random_shape(rng)
     hyper = settings(rng)
     theta, m, v = rng.normal(size=shape), np.zeros(shape), np.zeros(shape)
     for t, (lr, grad) in enumerate(zip(lr_schedule(rng), gradients(rng, shape)), start=1):
@@ -166,7 +162,7 @@ def _amsgrad_reference(theta, grad, m, v, v_max, t, lr, beta1, beta2, eps):
 
 
 def _drive_amsgrad(call, rng):
-    shape = _shape(rng)
+    shape = random_shape(rng)
     hyper = settings(rng)
     theta, m, v, v_max = rng.normal(size=shape), np.zeros(shape), np.zeros(shape), np.zeros(shape)
     for t, (lr, grad) in enumerate(zip(lr_schedule(rng), gradients(rng, shape)), start=1):

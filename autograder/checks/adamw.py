@@ -23,7 +23,7 @@ import numpy as np
 from optimkit import rules
 
 from .adam import STEPS, gradients, lr_schedule, settings
-from .core import Problem, Variant, grade as _grade
+from .core import Problem, Variant, grade as _grade, random_shape
 
 ASSIGNMENT = "05_adamw"
 CHAPTER = "Chapter 6 (AdamW)"
@@ -37,10 +37,6 @@ ADAM = "Chapter 5 (Adam), section 'Bias correction'"
 # order of operations stays within ~1e-13 relative of the reference over 50 steps; the
 # closest mistake (decay after the step) differs by >= 1e-5 absolute per step.
 RTOL, ATOL = 1e-9, 1e-12
-
-
-def _shape(rng):
-    return tuple(int(s) for s in rng.integers(1, 5, size=rng.integers(1, 3)))
 
 
 def _weight_decay(rng):
@@ -64,7 +60,7 @@ def _adam_l2_reference(theta, grad, m, v, t, lr, beta1, beta2, eps, weight_decay
 
 
 def _drive_decay(call, rng):
-    shape = _shape(rng)
+    shape = random_shape(rng)
     hyper = dict(settings(rng), weight_decay=_weight_decay(rng))
     theta, m, v = rng.normal(size=shape), np.zeros(shape), np.zeros(shape)
     for t, (lr, grad) in enumerate(zip(lr_schedule(rng), gradients(rng, shape)), start=1):

@@ -98,6 +98,11 @@ class Problem:
     assess: Callable | None = None
 
 
+def random_shape(rng) -> tuple[int, ...]:
+    """A small array shape for a drive: 1 or 2 axes of length 1 to 4."""
+    return tuple(int(s) for s in rng.integers(1, 5, size=rng.integers(1, 3)))
+
+
 def _copy(value):
     if isinstance(value, np.ndarray):
         return value.copy()

@@ -22,7 +22,7 @@ import numpy as np
 
 from optimkit import rules
 
-from .core import Problem, Variant, grade as _grade
+from .core import Problem, Variant, grade as _grade, random_shape
 
 ASSIGNMENT = "02_momentum"
 CHAPTER = "Chapter 3 (Momentum)"
@@ -37,10 +37,6 @@ NESTEROV = f"{CHAPTER}, section 'Nesterov momentum'"
 # rtol = 1e-9 sits far from both; atol covers entries that pass near zero.
 RTOL, ATOL = 1e-9, 1e-12
 STEPS = 25
-
-
-def _shape(rng):
-    return tuple(int(s) for s in rng.integers(1, 5, size=rng.integers(1, 3)))
 
 
 def _lr_schedule(rng, steps):
@@ -66,7 +62,7 @@ def _momentum_reference(theta, grad, buf, t, lr, momentum, dampening):
 def _drive_momentum(call, rng):
     # One damped run (the case that separates the variants) and a short undamped one.
     for dampening, steps in ((float(rng.uniform(0.3, 0.45)), STEPS), (0.0, 8)):
-        shape = _shape(rng)
+        shape = random_shape(rng)
         momentum = float(rng.uniform(0.8, 0.95))
         theta, buf = rng.normal(size=shape), np.zeros(shape)
         for t, (lr, grad) in enumerate(zip(_lr_schedule(rng, steps), _grads(rng, shape, steps)), start=1):
@@ -140,7 +136,7 @@ def _ema_reference(theta, grad, m, lr, beta):
 
 
 def _drive_ema(call, rng):
-    shape = _shape(rng)
+    shape = random_shape(rng)
     beta = float(rng.uniform(0.6, 0.95))  # 1 - beta and beta at least 0.1 apart
     theta, m = rng.normal(size=shape), np.zeros(shape)
     for lr, grad in zip(_lr_schedule(rng, STEPS), _grads(rng, shape, STEPS)):
@@ -225,7 +221,7 @@ def _nesterov_reference(theta, grad, buf, lr, momentum):
 
 
 def _drive_nesterov(call, rng):
-    shape = _shape(rng)
+    shape = random_shape(rng)
     momentum = float(rng.uniform(0.5, 0.95))
     theta, buf = rng.normal(size=shape), np.zeros(shape)
     for lr, grad in zip(_lr_schedule(rng, STEPS), _grads(rng, shape, STEPS)):

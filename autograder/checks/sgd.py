@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .core import Problem, Variant, grade as _grade
+from .core import Problem, Variant, grade as _grade, random_shape
 
 ASSIGNMENT = "01_sgd"
 CHAPTER = "Chapter 2 (Gradient descent and SGD)"
@@ -20,7 +20,7 @@ def _sgd_reference(theta, grad, lr):
 
 
 def _drive_sgd_step(call, rng):
-    shape = tuple(int(s) for s in rng.integers(1, 5, size=rng.integers(1, 3)))
+    shape = random_shape(rng)
     theta = rng.normal(size=shape)
     lr = float(rng.uniform(0.01, 0.5))
     for _ in range(5):
