@@ -23,7 +23,7 @@ import numpy as np
 
 from . import _checks, rules
 from .landscapes import DIVERGENCE_THRESHOLD, Landscape1D, Trajectory, _point
-from .optim import Optimizer
+from .optim import Optimizer, Wrapper
 
 __all__ = ["Lookahead", "LAMB", "SAM", "LBFGS", "lamb_trust_ratio", "sam_perturbation", "two_loop",
            "backtracking", "run_closure", "softmax_probs", "softmax_fisher", "kfac_factors",
@@ -46,7 +46,7 @@ def _lookahead_sync(fast, slow, alpha):
         p[...] = s
 
 
-class Lookahead:
+class Lookahead(Wrapper):
     r"""Lookahead (Zhang et al., 2019) around any optimkit optimizer.
 
     The inner ("fast") optimizer takes every step; every ``k`` steps the slow weights
@@ -68,21 +68,13 @@ class Lookahead:
     def __init__(self, optimizer, k: int = 5, alpha: float = 0.5):
         if not hasattr(optimizer, "params") or not hasattr(optimizer, "step"):
             raise TypeError("optimizer must be an optimkit optimizer (with .params and .step)")
-        self.optimizer = optimizer
+        super().__init__(optimizer)
         self.k = _checks.positive_int("k", k)
         self.alpha = _checks.in_unit_interval("alpha", alpha, closed_right=True)
         self.params = optimizer.params
         self.slow = [np.array(p, copy=True) for p in self.params]
         self.steps = 0
 
-    @property
-    def lr(self) -> float:
-        """The inner optimizer's learning rate (schedules set it here)."""
-        return self.optimizer.lr
-
-    @lr.setter
-    def lr(self, value) -> None:
-        self.optimizer.lr = value
 
     def step(self, grads) -> None:
         self.optimizer.step(grads)
@@ -162,7 +154,7 @@ def sam_perturbation(grads, rho: float) -> list[np.ndarray]:
     return [scale * np.asarray(g, dtype=np.float64) for g in grads]
 
 
-class SAM:
+class SAM(Wrapper):
     r"""Sharpness-aware minimisation (Foret et al., 2021) around any optimkit optimizer.
 
     SAM minimises :math:`\max_{\lVert\epsilon\rVert \le \rho} L(\theta + \epsilon)`. To first
@@ -186,18 +178,11 @@ class SAM:
     def __init__(self, optimizer, rho: float = 0.05):
         if not hasattr(optimizer, "params") or not hasattr(optimizer, "step"):
             raise TypeError("optimizer must be an optimkit optimizer (with .params and .step)")
-        self.optimizer = optimizer
+        super().__init__(optimizer)
         self.rho = _checks.non_negative("rho", rho)
         self.params = optimizer.params
         self.last_perturbation = None
 
-    @property
-    def lr(self) -> float:
-        return self.optimizer.lr
-
-    @lr.setter
-    def lr(self, value) -> None:
-        self.optimizer.lr = value
 
     def step(self, closure):
         loss, grads = closure()

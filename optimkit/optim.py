@@ -106,6 +106,22 @@ class Optimizer:
         return "\n".join(lines + [")"])
 
 
+class Wrapper:
+    """Base for optimizers that wrap another (Lookahead, SAM, clipping, recording losses):
+    the learning rate passes through, so a schedule can set it on the wrapper."""
+
+    def __init__(self, optimizer):
+        self.optimizer = optimizer
+
+    @property
+    def lr(self) -> float:
+        return self.optimizer.lr
+
+    @lr.setter
+    def lr(self, value) -> None:
+        self.optimizer.lr = value
+
+
 def _zeros(p):
     return np.zeros_like(p)
 

@@ -21,6 +21,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 
 from .. import SGD
+from ..optim import Wrapper
 from ..digits import MLP, DigitsData, train
 from ..interactive import SliderFigure
 from ..landscapes import Landscape, run
@@ -225,24 +226,18 @@ def lr_knife_edge_figure(landscape: Landscape, lrs: Sequence[float], *, steps: i
 # Chapter 2: batch size on the digits MLP
 # ---------------------------------------------------------------------------
 
-class LossRecorder:
+class LossRecorder(Wrapper):
     """Wraps an optimizer; after the steps listed in ``at`` it records the model's loss on the
     whole training set. ``train()`` drives it like the optimizer itself (``step``, ``lr``)."""
 
     def __init__(self, optimizer, model: MLP, data: DigitsData, at: Sequence[int]):
-        self.optimizer, self.model, self.data = optimizer, model, data
+        super().__init__(optimizer)
+        self.model, self.data = model, data
         self.at = set(int(a) for a in at)
         self.steps = 0
         self.recorded_steps: list[int] = []
         self.recorded_losses: list[float] = []
 
-    @property
-    def lr(self):
-        return self.optimizer.lr
-
-    @lr.setter
-    def lr(self, value):
-        self.optimizer.lr = value
 
     def step(self, grads) -> None:
         self.optimizer.step(grads)

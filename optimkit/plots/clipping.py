@@ -20,7 +20,7 @@ import numpy as np
 from ..clipping import clip_grad_norm, clip_grad_value
 from ..interactive import SliderFigure
 from ..landscapes import Landscape, run
-from ..optim import SGD, Adam
+from ..optim import SGD, Adam, Wrapper
 from .landscape import COLORS, draw_contours
 
 __all__ = ["cliff", "Clipped", "optax_clip_by_global_norm", "angle_deg", "global_norm",
@@ -85,7 +85,7 @@ def global_norm(grads) -> float:
     return math.sqrt(sum(float(np.sum(np.square(g))) for g in grads))
 
 
-class Clipped:
+class Clipped(Wrapper):
     """An optimizer whose every step clips a copy of the gradients first.
 
     ``max_norm`` uses :func:`optimkit.clip_grad_norm` (torch's ``clip_grad_norm_``),
@@ -97,18 +97,11 @@ class Clipped:
     def __init__(self, optimizer, max_norm: float | None = None, clip_value: float | None = None):
         if max_norm is not None and clip_value is not None:
             raise ValueError("give max_norm or clip_value, not both")
-        self.optimizer = optimizer
+        super().__init__(optimizer)
         self.max_norm = max_norm
         self.clip_value = clip_value
         self.norms: list[float] = []
 
-    @property
-    def lr(self):
-        return self.optimizer.lr
-
-    @lr.setter
-    def lr(self, value):
-        self.optimizer.lr = value
 
     def step(self, grads) -> None:
         grads = [np.array(g, dtype=np.float64, copy=True) for g in grads]  # clipping works in place
