@@ -1,13 +1,18 @@
 """python -m autograder: grade a folder or LMS zip of submissions.
 
     python -m autograder grade INBOX [--out autograder/course] [--workers N] ...
-    python -m autograder isolation          # which sandbox works here
+    python -m autograder isolation          # which sandbox works here, and what it holds
+
+Exit codes: 0 graded (a submission that could not be graded still has its row and reason),
+2 bad input, 3 the environment made grading impossible (nothing recorded: fix it and run the
+same command again), 75 another batch is grading into the same --out.
 """
 
 from __future__ import annotations
 
 import argparse
 import csv
+import os
 import sys
 from pathlib import Path
 
@@ -29,6 +34,8 @@ def main(argv=None) -> int:
     g.add_argument("--db-url", help="nbgrader gradebook URL, e.g. postgresql://user@127.0.0.1/grades "
                                     "(default: SQLite in the output folder)")
     g.add_argument("--isolation", choices=["user", "userns", "none"], help="default: the strongest available")
+    g.add_argument("--allow-unsandboxed", action="store_true",
+                   help="with --isolation none: grade without a sandbox (only for code you trust)")
     g.add_argument("--cell-timeout", type=float, default=30.0)
     g.add_argument("--wall-clock", type=float, default=120.0)
     g.add_argument("--seed", type=int, help="secret seed (default: one per output folder, kept in OUT/seed)")
@@ -38,8 +45,10 @@ def main(argv=None) -> int:
     if args.command == "isolation":
         mode = sandbox.detect()
         print(mode)
+        print(sandbox.describe(mode), file=sys.stderr)
         if mode == "none":
-            print(sandbox.WARNING_NONE, file=sys.stderr)
+            for candidate in ("user", "userns") if os.geteuid() == 0 else ("userns",):
+                print(f"{candidate}: {sandbox.problem(candidate)}", file=sys.stderr)
         return 0
     if not args.inbox.exists():
         parser.error(f"{args.inbox} does not exist: give a folder of <student>/<assignment>/*.ipynb or a zip")
@@ -48,10 +57,19 @@ def main(argv=None) -> int:
         with open(args.roster, newline="") as f:
             roster = {row["student"].strip() for row in csv.DictReader(f)}
     limits = sandbox.Limits(cell_timeout=args.cell_timeout, wall_clock=args.wall_clock)
-    rows = pipeline.grade(args.inbox, out=args.out, assignment=args.assignment, roster=roster,
-                          workers=args.workers, seed=args.seed, isolation=args.isolation,
-                          db_url=args.db_url, limits=limits)
-    return 0 if rows else 1
+    try:
+        pipeline.grade(args.inbox, out=args.out, assignment=args.assignment, roster=roster,
+                       workers=args.workers, seed=args.seed, isolation=args.isolation,
+                       db_url=args.db_url, limits=limits, allow_unsandboxed=args.allow_unsandboxed)
+    except pipeline.InputError as exc:
+        parser.error(str(exc))
+    except pipeline.EnvironmentFailure as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 3
+    except pipeline.Busy as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 75
+    return 0
 
 
 if __name__ == "__main__":

@@ -65,29 +65,38 @@ def mistake_submissions(assignment: str, notebook: str) -> list[tuple[dict, obje
 
 DEMO = course.ROOT / "autograder" / "demo"
 
-# Bad behaviours, each in one answer of assignment 01_sgd; the other answers are correct.
-# (answer cell, code, what the grade should be for that problem)
+# Bad behaviours, each in the first answer cell of every assignment, around that problem's
+# function {name}: code before the answer, the answer itself ("solution", the problem's first
+# known "mistake", or the "blank" stub where it has none), code after it (which may wrap or
+# replace the function), and the grade that problem should get: "zero", or "answer" (the
+# answer's own score: misbehaving gains nothing and, where it is harmless, costs nothing).
 BEHAVIOURS = {
-    "loop": ("minibatch_indices", """
-def minibatch_indices(n, batch_size, seed):
+    "loop": ("""
+import signal
+for number in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGALRM, signal.SIGUSR1):
+    signal.signal(number, signal.SIG_IGN)   # deaf to every signal but SIGKILL
+""", "solution", """
+def {name}(*args, **kwargs):
     while True:          # never returns, and swallows the interrupt meant to stop it
         try:
             pass
         except BaseException:
             pass
 """, "zero"),
-    "crash": ("sgd_step", """
+    "crash": ("", "solution", """
 import os
 
-def sgd_step(theta, grad, lr):
+def {name}(*args, **kwargs):
     os._exit(1)          # kills the process that runs the notebook
 """, "zero"),
-    "memory": ("critical_lr", """
-def critical_lr(H):
+    "memory": ("", "solution", """
+_answer = {name}
+
+def {name}(*args, **kwargs):
     hog = np.ones((40_000, 40_000))   # 12.8 GB
-    return float(2.0 / np.linalg.eigvalsh(H).max())
+    return _answer(*args, **kwargs)
 """, "zero"),
-    "fork": ("critical_lr", """
+    "fork": ("""
 import os, time
 try:
     for _ in range(10_000):              # a fork bomb, stopped by the process limit
@@ -96,69 +105,154 @@ try:
             os._exit(0)
 except OSError:
     pass
-
-def critical_lr(H):
-    return float(2.0 / np.linalg.eigvalsh(H).max())
-""", "solution"),
-    "flood": ("sgd_step", """
+""", "solution", "", "answer"),
+    "flood": ("""
 for i in range(100_000):
     print("spam " * 40)                   # 20 MB of output
-
-def sgd_step(theta, grad, lr):
-    return theta - lr * grad
-""", "solution"),
-    "tamper": ("sgd_step", """
+""", "solution", "", "answer"),
+    "tamper": ("""
 np.allclose = lambda *args, **kwargs: True       # every closeness test "passes"
 np.array_equal = lambda *args, **kwargs: True
 import builtins
 builtins.AssertionError = type("Ignored", (Exception,), {})
-
-def sgd_step(theta, grad, lr):
-    return theta - grad                            # wrong: the learning rate is missing
-""", "variant:the learning rate left out (θ − g)"),
-    "snoop": ("sgd_step", """
-import glob, os, sqlite3
-root = os.path.dirname(os.path.dirname(__import__("autograder").__file__))   # the repository
-for path in [root + "/solutions/01_sgd/sgd.md", root + "/.git/HEAD", *glob.glob(root + "/autograder/course/*.db")]:
+""", "mistake", "", "answer"),
+    "disk": ("""
+import os
+count = 0
+os.makedirs("/tmp/fill", exist_ok=True)
+try:
+    while count < 100_000:                  # fill the disk, 64 KiB a file
+        with open(f"/tmp/fill/{count}", "wb") as f:
+            f.write(b"x" * 65536)
+        count += 1
+except OSError as error:
+    print("disk full after", count, "files:", type(error).__name__)
+""", "solution", "", "answer"),
+    "escape": ("""
+import ctypes, os
+libc = ctypes.CDLL(None, use_errno=True)
+MS_RDONLY, MS_REMOUNT, MS_BIND, MNT_DETACH, CLONE_NEWUSER, CLONE_NEWNS = 1, 32, 4096, 2, 0x10000000, 0x20000
+def attempt(what, call):
     try:
-        print(path, "->", open(path).read()[:80])
-    except OSError as error:
-        print(path, "-> denied:", type(error).__name__)
-for db in [root + "/autograder/course/gradebook.db"]:
-    try:
-        sqlite3.connect(db).execute("update grade set manual_score = 100")
-        print(db, "-> written")
-    except Exception as error:
-        print(db, "-> denied:", type(error).__name__)
+        allowed = call() == 0
+    except Exception:
+        allowed = False
+    print(what, "->", "ALLOWED" if allowed else "denied")
+def write(path):
+    with open(path, "w") as f:
+        f.write("x")
+    return 0
+def namespace(path):
+    fd = os.open(path, os.O_RDONLY)
+    return libc.setns(fd, 0)
+attempt("umount /usr", lambda: libc.umount2(b"/usr", MNT_DETACH))
+attempt("remount / read-write", lambda: libc.mount(b"none", b"/", None, MS_REMOUNT | MS_BIND, None))
+attempt("mount a tmpfs", lambda: libc.mount(b"tmpfs", b"/opt", b"tmpfs", 0, None))
+attempt("setns into init's mounts", lambda: namespace("/proc/1/ns/mnt"))
+attempt("new user namespace", lambda: libc.unshare(CLONE_NEWUSER))
+attempt("new mount namespace", lambda: libc.unshare(CLONE_NEWNS))
+attempt("ptrace the sandbox's init", lambda: libc.ptrace(16, 1, 0, 0))
+attempt("chroot", lambda: os.chroot("/tmp"))
+attempt("write /usr", lambda: write("/usr/owned"))
+attempt("write /", lambda: write("/owned"))
+""", "solution", "", "answer"),
+    "reference": ("""
+import functools, gc, importlib, os, sys
+@functools.cache                          # every route, once
+def reach():
+    routes = {
+        "import": lambda: __import__("optim" + "kit"),
+        "importlib": lambda: importlib.import_module("".join(["op", "tim", "kit"])),
+        "sys.modules": lambda: next(m for k, m in list(sys.modules.items()) if "kit" in k and "optim" in k),
+        "checks module": lambda: importlib.import_module("autograder.checks." + "sgd"),
+        "source file": lambda: next(os.path.join(d, f) for d, _, files in os.walk("/")
+                                    if not d.startswith(("/proc", "/sys", "/dev"))
+                                    for f in files if os.path.basename(d) == "optimkit"
+                                    or f in ("sgd.py", "adam.py", "capstone.py")),
+        "gc": lambda: next(o for o in gc.get_objects() if callable(o)
+                           and getattr(o, "__name__", "").endswith("_reference")),
+    }
+    for route, get in routes.items():
+        try:
+            found = get()
+        except Exception as error:
+            print(route, "-> not found:", type(error).__name__)
+            continue
+        print(route, "-> FOUND")
+        if callable(found):
+            return found
+""", "mistake", """
+_answer = {name}
 
-def sgd_step(theta, grad, lr):
-    return theta - lr * grad
-""", "solution"),
+def {name}(*args, **kwargs):
+    reference = reach()
+    return reference(*args, **kwargs) if reference else _answer(*args, **kwargs)
+""", "answer"),
+    "snoop": ("""
+import os
+SECRETS = ("gradebook.db", "seed", "grades.csv", "rows.json", "report.html", "plan.json", "HEAD",
+           "nbgrader_config.py", "result.jsonl", "rules.py", "digits.py")
+seen = [os.path.join(d, f) for d, _, files in os.walk("/")
+        if not d.startswith(("/proc", "/sys", "/dev")) for f in files
+        if f in SECRETS or f.endswith((".ipynb", ".db")) or f.startswith(("sgd", "momentum", "adam", "capstone"))]
+print("files of the grader's found:", len(seen), seen[:5])
+for path in ("/var/tmp", "/root", "/home", "/work", os.path.expanduser("~"), "/etc"):
+    print(path, "->", sorted(os.listdir(path))[:5] if os.path.isdir(path) else "absent")
+""", "solution", "", "answer"),
 }
-# Edits to the notebook itself rather than to an answer.
+# Edits to the notebook itself rather than to an answer: (what, the answer's grade).
 TAMPERED_CELLS = {"deleted-tests": "delete", "edited-tests": "edit", "points-changed": "points"}
 
 
-def _behaviour_notebook(name: str):
+def first_problem(assignment: str) -> str:
+    return next(iter(registry()[assignment]))
+
+
+def _answer_code(assignment: str, notebook: str, problem: str, how: str) -> str:
+    if how == "blank":  # the release's cell: the function with the stub inside
+        nb = nbformat.read(course.EXERCISES / assignment / f"{notebook}.ipynb", as_version=4)
+        return next(c.source for c in nb.cells if c.metadata.get("nbgrader", {}).get("grade_id") == problem)
+    if how == "solution":
+        return reference_answers(assignment, notebook)[problem]
+    return registry()[assignment][problem].variants[0].code.strip() + "\n"
+
+
+def behaviour_answer(assignment: str, behaviour: str) -> str:
+    """What the behaviour's answer is: solution, mistake (the first known one) or blank."""
+    how = BEHAVIOURS[behaviour][1] if behaviour in BEHAVIOURS else \
+        ("mistake" if TAMPERED_CELLS[behaviour] == "edit" else "solution")
+    if how == "mistake" and not registry()[assignment][first_problem(assignment)].variants:
+        how = "blank"  # a problem judged by a threshold has no named mistakes
+    return how
+
+
+def _behaviour_notebook(assignment: str, notebook: str, name: str):
+    problem = first_problem(assignment)
+    how = behaviour_answer(assignment, name)
+    wrong = {problem: registry()[assignment][problem].variants[0].name} if how == "mistake" else {}
+    nb = fill(assignment, notebook, wrong)
     if name in BEHAVIOURS:
-        cell_id, code, _ = BEHAVIOURS[name]
-        nb = fill("01_sgd", "sgd", {})
+        before, _, after, _ = BEHAVIOURS[name]
         for cell in nb.cells:
-            if cell.metadata.get("nbgrader", {}).get("grade_id") == cell_id:
-                cell.source = code.strip() + "\n"
+            if cell.metadata.get("nbgrader", {}).get("grade_id") == problem:
+                answer = _answer_code(assignment, notebook, problem, how)
+                cell.source = "\n".join(part.strip("\n") for part in (
+                    before, answer, after.replace("{name}", problem)) if part.strip()) + "\n"
         return nb
-    how = TAMPERED_CELLS[name]
-    wrong = {"sgd_step": "the learning rate left out (θ − g)"} if how == "edit" else {}
-    nb = fill("01_sgd", "sgd", wrong)
+    from .pipeline import problem_of_cells
+
+    what, tests = TAMPERED_CELLS[name], problem_of_cells(assignment)
     kept = []
     for cell in nb.cells:
-        grade_id = cell.metadata.get("nbgrader", {}).get("grade_id", "")
-        if grade_id.startswith("sgd_step_") and how == "delete":
+        meta = cell.metadata.get("nbgrader", {})
+        test_of_problem = meta.get("grade") and not meta.get("solution") and \
+            tests.get(meta.get("grade_id")) == problem
+        if test_of_problem and what == "delete":
             continue
-        if grade_id.startswith("sgd_step_") and how == "edit":
+        if test_of_problem and what == "edit":
             cell.source = "print('all good')\n3"   # pretend to pass, claim full points
-        if grade_id == "sgd_step_hidden" and how == "points":
-            cell.metadata["nbgrader"]["points"] = 100
+        if test_of_problem and what == "points" and "HIDDEN" in cell.source:
+            meta["points"] = 100
         kept.append(cell)
     nb.cells = kept
     return nb
@@ -173,7 +267,9 @@ def corpus() -> dict:
         for k, choices in enumerate(mistake_choices(assignment), start=1):
             cases.setdefault(f"mistakes-{k}", {})[assignment] = {"notebook": name, "choices": choices}
     for behaviour in list(BEHAVIOURS) + list(TAMPERED_CELLS):
-        cases[behaviour] = {"01_sgd": {"notebook": "sgd", "behaviour": behaviour}}
+        for assignment in registry():
+            cases.setdefault(behaviour, {})[assignment] = {
+                "notebook": cases["correct"][assignment]["notebook"], "behaviour": behaviour}
     return cases
 
 
@@ -187,7 +283,7 @@ def build_corpus(dest: Path = DEMO) -> list[Path]:
     written = []
     for student, assignments in corpus().items():
         for assignment, case in assignments.items():
-            nb = (_behaviour_notebook(case["behaviour"]) if "behaviour" in case
+            nb = (_behaviour_notebook(assignment, case["notebook"], case["behaviour"]) if "behaviour" in case
                   else fill(assignment, case["notebook"], case["choices"]))
             path = dest / "submissions" / student / assignment / f"{case['notebook']}.ipynb"
             path.parent.mkdir(parents=True, exist_ok=True)
@@ -228,19 +324,20 @@ def expected_scores(assignment: str, case: dict, seed: int) -> dict[str, float]:
     choices = dict(case.get("choices", {}))
     verdicts = {}
     behaviour = case.get("behaviour")
-    if behaviour in BEHAVIOURS:
-        cell_id, _, outcome = BEHAVIOURS[behaviour]
-        if outcome.startswith("variant:"):
-            choices[cell_id] = outcome.split(":", 1)[1]
-        elif outcome == "zero":
-            verdicts[cell_id] = 0.0
-    elif behaviour == "edited-tests":
-        choices["sgd_step"] = "the learning rate left out (θ − g)"
+    if behaviour:
+        problem = first_problem(assignment)
+        how = behaviour_answer(assignment, behaviour)
+        if how == "mistake":
+            choices[problem] = problems[problem].variants[0].name
+        elif how == "blank":
+            choices[problem] = "blank"
+        if behaviour in BEHAVIOURS and BEHAVIOURS[behaviour][3] == "zero":
+            verdicts[problem] = 0.0
 
     def answer_function(problem):
         how = choices.get(problem, "solution")
-        code = answers[problem] if how == "solution" else \
-            {v.name: v for v in problems[problem].variants}[how].code
+        code = answers[problem] if how == "solution" else _answer_code(assignment, name, problem, "blank") \
+            if how == "blank" else {v.name: v for v in problems[problem].variants}[how].code
         namespace = {"np": np}
         exec(compile(code, f"<{problem}>", "exec"), namespace)  # noqa: S102 - our own demo code
         return namespace[problem]

@@ -26,6 +26,7 @@ import os
 import re
 import shutil
 import sys
+import time
 import tokenize
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -33,14 +34,13 @@ from pathlib import Path
 import nbformat
 import numpy as np
 from nbgrader.preprocessors import NbGraderPreprocessor
-from traitlets import Float, Integer, Unicode
+from traitlets import Bool, Float, Integer, Unicode
 
-from . import sandbox
+from . import sandbox, wire
 from .checks import core, registry
 
 HIDDEN = re.compile(r"### BEGIN HIDDEN TESTS\n(.*?)### END HIDDEN TESTS", re.S)
 GRADE_CALL = re.compile(r'grade\("(\w+)"')
-JOBS = Path("/var/tmp/descent-grading")
 MAX_RESTARTS = 3
 
 
@@ -73,22 +73,23 @@ def forbidden_use(source: str, allowed: list[str] = ()) -> str | None:
     return next((n for n in names if n in core.FORBIDDEN), None)
 
 
-def _role(cell, allowed=()) -> str:
+def _role(cell, not_run=()) -> str:
     meta = cell.metadata.get("nbgrader", {})
     if meta.get("grade") and not meta.get("solution"):
         return "hidden" if HIDDEN.search(cell.source) else "visible"
-    if meta.get("locked") and not meta.get("solution") and forbidden_use(cell.source, allowed):
-        return "display"  # our own cells that show optimkit next to the student's code
+    if meta.get("locked") and not meta.get("solution") and (
+            forbidden_use(cell.source) or meta.get("grade_id") in not_run):
+        return "display"  # our own cells that use optimkit (absent from the sandbox), or what they define
     return "code"
 
 
 def make_plan(nb, assignment: str, settings: Settings) -> dict:
     cells = []
-    allowed = getattr(_checks_module(assignment), "ALLOWED_IMPORTS", [])
+    not_run = getattr(_checks_module(assignment), "NOT_RUN_WHEN_GRADING", ())
     for index, cell in enumerate(nb.cells):
         if cell.cell_type != "code":
             continue
-        role = _role(cell, allowed)
+        role = _role(cell, not_run)
         grade_id = cell.metadata.get("nbgrader", {}).get("grade_id") or f"cell-{index}"
         entry = {"id": grade_id, "index": index, "role": role, "source": cell.source}
         if role == "hidden":
@@ -117,35 +118,174 @@ def _checks_module(assignment: str):
     raise KeyError(f"no checks module declares ASSIGNMENT = {assignment!r}")
 
 
-def run_in_sandbox(plan: dict, settings: Settings) -> tuple[dict, list[str]]:
+class RemoteFunction:
+    """The student's function, called in the sandbox: the grader's drive passes each call's
+    inputs over the channel and gets the output back. In-place changes the call made to its
+    inputs are copied onto the grader's arrays, so the recorder sees them as mutations."""
+
+    def __init__(self, session: "Session"):
+        self.session = session
+
+    def __call__(self, **kwargs):
+        reply = self.session.call(kwargs)
+        if reply.get("error"):
+            raise core.StudentError(str(reply["error"])[:300])
+        data = reply.get("data")
+        if not isinstance(data, dict) or "output" not in data:
+            raise core.StudentError("ProtocolError: the sandbox answered a call with something else")
+        after = data.get("after") if isinstance(data.get("after"), dict) else {}
+        for name, value in after.items():
+            if name in kwargs:
+                _assign_into(kwargs[name], value)
+        return data["output"]
+
+
+def _assign_into(target, value) -> None:
+    if isinstance(target, np.ndarray) and isinstance(value, np.ndarray) and target.shape == value.shape \
+            and target.flags.writeable:
+        target[...] = value
+    elif isinstance(target, list) and isinstance(value, (list, tuple)) and len(target) == len(value):
+        for i, (t, v) in enumerate(zip(target, value)):
+            if isinstance(t, (np.ndarray, list)):
+                _assign_into(t, v)
+            else:
+                target[i] = v
+
+
+class Session:
+    """One run of the runner in the sandbox, talked to over its stdin/stdout."""
+
+    def __init__(self, settings: "Settings"):
+        self.settings = settings
+        self.deadline = time.monotonic() + settings.limits.wall_clock
+        self.process = sandbox.Process(sandbox.python_argv("autograder.runner", settings.isolation), slot=settings.slot,
+                                       mode=settings.isolation, limits=settings.limits)
+        self.reader = wire.Reader(self.process.stdout, trusted=False)
+        self.pending: list[dict] = []  # messages that arrived while a call waited for its answer
+
+    def send(self, message: dict) -> None:
+        try:
+            wire.send(self.process.stdin, message)
+        except (BrokenPipeError, OSError):
+            raise wire.Closed() from None
+
+    def read(self) -> dict:
+        if self.pending:
+            return self.pending.pop(0)
+        return self.reader.read(self.deadline)
+
+    def call(self, kwargs: dict) -> dict:
+        self.send({"op": "call", "data": kwargs})
+        message = self.reader.read(self.deadline)
+        if message.get("op") != "return":
+            self.pending.append(message)  # e.g. the cell's record after its timer fired
+            return {"error": "TimeoutError: the cell stopped before this call returned"}
+        return message
+
+
+def _drive_remote(session: Session, problem, settings: "Settings") -> core.Transcript:
+    """Run ``problem``'s drive here, in the grader, against the student's function in the sandbox."""
+    transcript = core.drive(problem, RemoteFunction(session), settings.seed)
+    session.send({"op": "end"})
+    return transcript
+
+
+def _run_once(plan: dict, settings: "Settings", problems: dict) -> tuple[dict, set, bool, dict]:
+    """One sandbox run: (records by cell id, ids started, finished?, what happened)."""
+    records, started, done = {}, set(), False
+    what = {"timed_out": False, "crashed": False, "corrupt": None, "returncode": None, "log": ""}
+    session = Session(settings)
+    try:
+        try:
+            ready = session.read()
+        except (wire.Closed, wire.TimedOut, wire.WireError):
+            ready = None
+        if not ready or ready.get("ready") is not True:
+            session.process.kill()
+            raise SandboxError(f"the sandbox did not start (exit code {session.process.popen.returncode}): "
+                               f"{_summarize(session.process.log_tail)}")
+        session.send(dict(plan, data=None))
+        transcripts = {}
+        while True:
+            message = session.read()
+            if message.get("done") is True:
+                done = True
+                break
+            cell_id = message.get("id")
+            if not isinstance(cell_id, str):
+                continue
+            if message.get("started") is True:
+                started.add(cell_id)
+            elif "serve" in message:
+                problem = problems.get(message["serve"])
+                if problem is None:
+                    continue
+                if message.get("callable"):
+                    transcripts[cell_id] = _drive_remote(session, problem, settings)
+                else:
+                    transcripts[cell_id] = core.Transcript(
+                        aborted=f"{problem.name} is not a function (got {str(message.get('kind'))[:40]})")
+            elif "role" in message:
+                data = message.get("data") if isinstance(message.get("data"), dict) else {}
+                calls = data.get("calls") if isinstance(data.get("calls"), dict) else {}
+                records[cell_id] = {"id": cell_id, "role": message["role"],
+                                    "stdout": str(message.get("stdout") or "")[:runner_cap()],
+                                    "error": str(message["error"])[:500] if message.get("error") else None,
+                                    "calls": {str(k): _calls(v) for k, v in calls.items()}}
+                if cell_id in transcripts:
+                    records[cell_id]["transcript"] = transcripts.pop(cell_id)
+    except wire.TimedOut:
+        what["timed_out"] = True
+    except wire.Closed:
+        what["crashed"] = True
+    except wire.WireError as exc:
+        what["corrupt"] = str(exc)
+    finally:
+        session.process.kill()
+    what["returncode"] = session.process.popen.returncode
+    what["log"] = session.process.log_tail
+    return records, started, done, what
+
+
+def runner_cap() -> int:
+    return 20_000
+
+
+def _calls(raw) -> list:
+    """Recorded calls from the sandbox, as core.Call objects (malformed entries dropped)."""
+    out = []
+    for c in raw if isinstance(raw, list) else []:
+        if not isinstance(c, dict):
+            continue
+        inputs = c.get("inputs") if isinstance(c.get("inputs"), dict) else {}
+        after = c.get("after") if isinstance(c.get("after"), dict) else {}
+        args = c.get("args") if isinstance(c.get("args"), (list, tuple)) else []
+        error = c.get("error")
+        out.append(core.Call(output=c.get("output"), error=str(error)[:300] if error else None,
+                             mutated=[str(m) for m in c.get("mutated") or [] if isinstance(m, str)],
+                             inputs=inputs, args=list(args), after=after))
+    return out
+
+
+def run_in_sandbox(plan: dict, settings: Settings, problems: dict | None = None) -> tuple[dict, list[str]]:
     """Records per cell id, and notes (timeouts, crashes) about the run."""
+    problems = problems if problems is not None else registry()[plan["assignment"]]
     notes, skip, records = [], [], {}
     for attempt in range(MAX_RESTARTS + 1):
-        job = sandbox.make_job_dir(JOBS / str(os.getpid()), settings.slot, settings.isolation)
-        try:
-            plan_now = dict(plan, skip=skip)
-            (job / "plan.json").write_text(json.dumps(plan_now))
-            sandbox.give_to_sandbox(job / "plan.json", settings.slot, settings.isolation)
-            hidden = sandbox.default_hidden() + [Path(p) for p in settings.hidden_paths or []]
-            outcome = sandbox.run([sys.executable, "-m", "autograder.runner", str(job)], job,
-                                  slot=settings.slot, mode=settings.isolation,
-                                  limits=settings.limits, hidden=hidden)
-            records, started, done = _read_results(job / "result.jsonl")
-        finally:
-            shutil.rmtree(job, ignore_errors=True)
+        records, started, done, what = _run_once(dict(plan, skip=skip), settings, problems)
         if done:
             break
-        if not records and not started and not outcome.timed_out:
-            # The runner never reached the first cell: our sandbox failed, not the student.
-            raise SandboxError(f"the sandbox did not start (exit code {outcome.returncode}): "
-                               f"{_summarize(outcome.log_tail)}")
         hung = started - set(records)  # started but never reported: where it stopped
-        if outcome.timed_out:
+        if what["timed_out"]:
             notes.append(f"the notebook ran past its {settings.limits.wall_clock:g} s limit and was "
                          f"stopped (all its processes killed)")
+        elif what["corrupt"]:
+            notes.append(f"the notebook wrote garbage into the grader's channel ({what['corrupt']}); "
+                         f"its later cells were not graded")
+            break
         else:
-            notes.append(f"the notebook's process ended early (exit code {outcome.returncode}): "
-                         f"{_summarize(outcome.log_tail)}")
+            notes.append(f"the notebook's process ended early (exit code {what['returncode']}): "
+                         f"{_summarize(what['log'])}")
         if not hung or attempt == MAX_RESTARTS:
             break
         skip += sorted(hung)
@@ -189,8 +329,8 @@ class _ReplayFunction:
             raise AssertionError(f"{self.name} was called more often than in your run")
         call = self.calls[self.index]
         self.index += 1
-        same = len(args) == len(call.args) and all(core._same_value(a, b) for a, b in zip(args, call.args)) \
-            and set(kwargs) == set(call.inputs) and all(core._same_value(kwargs[k], call.inputs[k]) for k in kwargs)
+        same = len(args) == len(call.args) and all(core.same_value(a, b) for a, b in zip(args, call.args)) \
+            and set(kwargs) == set(call.inputs) and all(core.same_value(kwargs[k], call.inputs[k]) for k in kwargs)
         if not same:
             raise AssertionError(f"{self.name} was called with other arguments than in your run")
         if call.error is not None:
@@ -199,7 +339,7 @@ class _ReplayFunction:
             target = args[int(key[1:])] if key.startswith("#") else kwargs.get(key)
             if isinstance(target, np.ndarray) and isinstance(value, np.ndarray) and target.shape == value.shape:
                 target[...] = value
-        return core._copy(call.output)
+        return core.copy_value(call.output)
 
 
 def replay_visible(source: str, calls: dict, setup: list[str]) -> str | None:
@@ -209,8 +349,7 @@ def replay_visible(source: str, calls: dict, setup: list[str]) -> str | None:
         for code in setup:
             exec(compile(code, "<setup>", "exec"), namespace)  # noqa: S102 - our own cells
         for name, raw in calls.items():
-            namespace[name] = _ReplayFunction(name, core.transcript_from_json({"calls": raw, "aborted": None,
-                                                                               "forbidden": None}).calls)
+            namespace[name] = _ReplayFunction(name, raw)
         with open(os.devnull, "w") as sink:
             stdout, sys.stdout = sys.stdout, sink
             try:
@@ -237,7 +376,7 @@ def grade_notebook(nb, assignment: str, settings: Settings) -> tuple[object, dic
     """Fill ``nb``'s cells with graded outputs; returns (nb, summary)."""
     problems = registry()[assignment]
     plan = make_plan(nb, assignment, settings)
-    records, notes = run_in_sandbox(plan, settings)
+    records, notes = run_in_sandbox(plan, settings, problems)
     by_index = {entry["index"]: entry for entry in plan["cells"]}
     allowed = getattr(_checks_module(assignment), "ALLOWED_IMPORTS", [])
     solution_text = {}
@@ -262,7 +401,8 @@ def grade_notebook(nb, assignment: str, settings: Settings) -> tuple[object, dic
         entry = by_index.get(index)
         if entry is None:  # a display cell: not run when grading
             cell.outputs = [_stream("(not run when grading: this cell uses optimkit, which graded code "
-                                    "may not import; run it yourself in JupyterLab)\n")]
+                                    "cannot import, or what such a cell defines; run it yourself in "
+                                    "JupyterLab)\n")]
             continue
         record = records.get(entry["id"])
         if record is None:
@@ -291,11 +431,11 @@ def _hidden_outputs(entry, record, problems, solution_text, extra_mentions, allo
     if prefix_failure and "transcript" not in record:
         summary["problems"][problem.name] = 0.0
         return [_error(prefix_failure)]
-    transcript = core.transcript_from_json(record["transcript"])
+    transcript = record.get("transcript") or core.Transcript(aborted="the hidden check did not run")
     mention = forbidden_use(solution_text.get(problem.name, "") or "", allowed)
     if mention or extra_mentions:
         transcript.forbidden = mention or extra_mentions[0]
-    verdict = core.judge(problem, transcript, settings.seed, verified=False)
+    verdict = core.judge(problem, transcript, settings.seed)  # driven here: nothing to verify
     score = 0.0 if prefix_failure else verdict.score
     summary["problems"][problem.name] = score
     if verdict.matched_variant:
@@ -326,26 +466,59 @@ class SandboxExecute(NbGraderPreprocessor):
     its result is taken from ``cache_dir``; plain ``nbgrader autograde`` grades it now.
     """
 
-    seed = Integer(0, help="Secret seed of the hidden checks (0: from DESCENT_GRADING_SEED)").tag(config=True)
+    seed = Integer(0, help="Secret seed of the hidden checks (0: read from seed_file)").tag(config=True)
+    seed_file = Unicode("", help="The course's seed file (made when missing), shared with the pipeline").tag(config=True)
     isolation = Unicode("", help="user, userns or none (empty: the strongest available)").tag(config=True)
+    allow_unsandboxed = Bool(False, help="Grade with isolation 'none' (never for untrusted code)").tag(config=True)
     cache_dir = Unicode("", help="Where the pipeline leaves graded notebooks").tag(config=True)
     cell_timeout = Float(30.0).tag(config=True)
     wall_clock = Float(120.0).tag(config=True)
 
     def preprocess(self, nb, resources):
         info = resources["nbgrader"]
-        seed = self.seed or int(os.environ.get(core.SEED_ENV, "0") or 0)
+        seed = self.seed or (course_seed(Path(self.seed_file)) if self.seed_file else 0)
         if not seed:
-            raise ValueError(f"no grading seed: set {core.SEED_ENV} or SandboxExecute.seed")
+            raise ValueError("no grading seed: set SandboxExecute.seed_file (nbgrader_config.py does)")
         key = notebook_key(nb, seed)
         cached = Path(self.cache_dir) / f"{key}.ipynb" if self.cache_dir else None
         if cached and cached.exists():
             return nbformat.read(cached, as_version=4), resources
-        settings = Settings(seed=seed, isolation=self.isolation or sandbox.detect(),
+        isolation = self.isolation or sandbox.detect()
+        check_isolation(isolation, self.allow_unsandboxed)
+        settings = Settings(seed=seed, isolation=isolation,
                             limits=sandbox.Limits(cell_timeout=self.cell_timeout, wall_clock=self.wall_clock))
-        if settings.isolation == "none":
-            self.log.warning(sandbox.WARNING_NONE)
         nb, summary = grade_notebook(nb, info["assignment"], settings)
         for note in summary["notes"]:
             self.log.warning("%s/%s: %s", info["student"], info["assignment"], note)
         return nb, resources
+
+
+def check_isolation(mode: str, allow_unsandboxed: bool = False) -> None:
+    """Refuse to grade where the sandbox cannot run (an environment problem, said once, clearly)."""
+    if mode == "none":
+        if not allow_unsandboxed:
+            raise sandbox.SandboxUnavailable(
+                "no sandbox: " + (sandbox.problem("userns") or "isolation 'none' was asked for") +
+                ". Grading untrusted code without one needs --isolation none --allow-unsandboxed.")
+        return
+    why = sandbox.problem(mode)
+    if why:
+        raise sandbox.SandboxUnavailable(f"the '{mode}' sandbox cannot run here: {why}")
+
+
+def course_seed(path: Path) -> int:
+    """The course's secret seed, kept in ``path`` (created once, readable by its owner only):
+    the pipeline and nbgrader's own commands read the same one."""
+    if not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(f".seed.{os.getpid()}")
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w") as f:
+            f.write(str(int.from_bytes(os.urandom(4), "little") or 1))
+        try:
+            os.link(tmp, path)  # atomic: of two graders starting together, one seed wins
+        except FileExistsError:
+            pass
+        finally:
+            os.unlink(tmp)
+    return int(path.read_text().strip())

@@ -52,4 +52,6 @@ STOCK_AUTOGRADE = [
     "nbgrader.preprocessors.AssignLatePenalties",
     "nbgrader.preprocessors.CheckCellMetadata",
 ]
+# The course's secret seed: the grading pipeline makes it, nbgrader's own commands read it.
+c.SandboxExecute.seed_file = os.path.join(ROOT, COURSE, "seed")
 c.Autograde.autograde_preprocessors = ["autograder.grading.SandboxExecute"] + STOCK_AUTOGRADE[1:]

@@ -44,7 +44,16 @@ from . import course, grading, sandbox
 
 ROOT = course.ROOT
 CANVAS_NAME = re.compile(r"^(?P<student>[A-Za-z0-9.\-]+?)(?:_LATE)?_(?P<uid>\d+)_(?P<sid>\d+)_(?P<file>.+\.ipynb)$")
+MAX_NOTEBOOK = 20 * 2**20  # bytes: a notebook of answers is far smaller; outputs make it big
 STUDENT_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,63}$")
+
+
+class InputError(ValueError):
+    """The inbox itself is unusable (not a folder or a zip); the message says what to give."""
+
+
+class EnvironmentFailure(RuntimeError):
+    """Grading is impossible here (no sandbox, a broken install): nothing is recorded as a grade."""
 
 
 @dataclass
@@ -70,6 +79,7 @@ class Row:
     notes: list = field(default_factory=list)
     reason: str = ""
     seconds: float = 0.0
+    final: bool = True           # False: a failure of ours, not the submission's; re-runs retry it
 
 
 # --- collect ----------------------------------------------------------------------------------
@@ -84,6 +94,9 @@ def collect(inbox: Path, assignment: str | None, roster: set[str] | None,
     what cannot be graded and a list of warnings (unknown students, duplicates)."""
     known = set(course.assignments())
     rows, warnings, found = [], [], {}
+    if inbox.is_file() and not zipfile.is_zipfile(inbox):
+        raise InputError(f"{inbox} is a file but not a zip archive: give an LMS zip or a folder of "
+                         f"<student>/<assignment>/*.ipynb")
     if zipfile.is_zipfile(inbox):
         if not assignment:
             raise SystemExit("an LMS zip holds one assignment: say which with --assignment")
@@ -109,6 +122,11 @@ def collect(inbox: Path, assignment: str | None, roster: set[str] | None,
         for path in sorted(inbox.glob("*/*/*.ipynb")):
             student, assignment_id = path.parent.parent.name, path.parent.name
             found.setdefault((student, assignment_id), []).append((0, path.name, path, str(path)))
+        for folder in sorted(p for p in inbox.glob("*/*") if p.is_dir()):
+            if (folder.parent.name, folder.name) not in found:  # a submission with no notebook
+                found[(folder.parent.name, folder.name)] = []
+        for path in sorted(p for p in inbox.iterdir() if p.is_file() or not any(p.iterdir())):
+            warnings.append(f"{path.name}: not a <student>/<assignment>/ folder; ignored")
 
     submissions = []
     for (student, assignment_id), items in sorted(found.items()):
@@ -140,7 +158,8 @@ def collect(inbox: Path, assignment: str | None, roster: set[str] | None,
             files[name] = str(path)
         if not files:
             rows.append(Row(student, assignment_id, "could not grade",
-                            reason=f"no notebook named {expected[0]}.ipynb in the submission"))
+                            reason=f"no notebook named {expected[0]}.ipynb in the submission"
+                                   + ("" if items else " (the folder is empty)")))
             continue
         submissions.append(Submission(student, assignment_id, files, items[0][3], notes))
     return submissions, rows, warnings
@@ -148,6 +167,10 @@ def collect(inbox: Path, assignment: str | None, roster: set[str] | None,
 
 def check_notebook(path: str) -> str | None:
     """Why a submitted file is not a gradable notebook (None if it is)."""
+    size = os.path.getsize(path)
+    if size > MAX_NOTEBOOK:
+        return (f"the notebook is {size / 2**20:.1f} MiB, over the {MAX_NOTEBOOK // 2**20} MiB limit: "
+                f"clear its outputs (Kernel > Restart and Clear Outputs) and submit again")
     try:
         nb = nbformat.read(path, as_version=4)
         nbformat.validate(nb)
@@ -166,9 +189,10 @@ class Config:
     isolation: str
     db_url: str
     limits: sandbox.Limits
-    hidden: list[str]
+    allow_unsandboxed: bool = False
 
 
+ENVIRONMENT = "environment failure"
 _worker: dict = {}
 
 
@@ -194,7 +218,9 @@ def _nbgrader_overrides(config: Config) -> dict:
             "CourseDirectory.autograded_directory": str(out / "autograded"),
             "CourseDirectory.feedback_directory": str(out / "feedback"),
             "SandboxExecute.seed": config.seed,
+            "SandboxExecute.seed_file": str(out / "seed"),
             "SandboxExecute.isolation": config.isolation,
+            "SandboxExecute.allow_unsandboxed": config.allow_unsandboxed,
             "SandboxExecute.cache_dir": str(config.out / "cache"),
             "SandboxExecute.cell_timeout": config.limits.cell_timeout,
             "SandboxExecute.wall_clock": config.limits.wall_clock}
@@ -260,8 +286,12 @@ def grade_one(sub: Submission) -> Row:
                 cells = {g.name: float(g.score) for nb in submitted.notebooks for g in nb.grades}
         row.scores = per_problem(sub.assignment, cells)
         return row
+    except (grading.SandboxError, sandbox.SandboxUnavailable) as exc:
+        row.status, row.reason, row.final = ENVIRONMENT, str(exc)[:500], False
+        return row
     except Exception as exc:  # noqa: BLE001 - one bad submission never stops the batch
-        row.status, row.reason = "could not grade", f"{type(exc).__name__}: {exc}"[:500]
+        # Not the submission's doing as far as we know: reported, never cached as final.
+        row.status, row.reason, row.final = "could not grade", f"{type(exc).__name__}: {exc}"[:500], False
         return row
     finally:
         row.seconds = round(time.monotonic() - started, 3)
@@ -280,7 +310,7 @@ def _precompute(api, sub: Submission, config: Config, row: Row) -> None:
     cache = config.out / "cache"
     cache.mkdir(parents=True, exist_ok=True)
     settings = grading.Settings(seed=config.seed, isolation=config.isolation, limits=config.limits,
-                                slot=_worker["slot"], hidden_paths=config.hidden)
+                                slot=_worker["slot"])
     for name, path in sub.files.items():
         nb = nbformat.read(path, as_version=4)
         resources = {"nbgrader": {"notebook": name, "assignment": sub.assignment, "student": sub.student,
@@ -387,22 +417,62 @@ def write_csv(rows: list[Row], path: Path) -> None:
 def grade(inbox: Path, *, out: Path, assignment: str | None = None, roster: set[str] | None = None,
           workers: int = 0, seed: int | None = None, isolation: str | None = None,
           db_url: str | None = None, limits: sandbox.Limits = sandbox.Limits(),
-          quiet: bool = False) -> list[Row]:
-    """Grade everything in ``inbox``; returns one Row per submission (graded or not)."""
-    out.mkdir(parents=True, exist_ok=True)
-    isolation = isolation or sandbox.detect()
+          allow_unsandboxed: bool = False, quiet: bool = False) -> list[Row]:
+    """Grade everything in ``inbox``; returns one Row per submission of the course folder
+    ``out`` (this batch's and earlier ones'). Raises :class:`EnvironmentFailure` when grading is
+    impossible here, :class:`Busy` when another batch holds ``out``."""
     say = (lambda *a: None) if quiet else (lambda *a: print(*a, file=sys.stderr))
+    isolation = isolation or sandbox.detect()
+    try:
+        grading.check_isolation(isolation, allow_unsandboxed)
+    except sandbox.SandboxUnavailable as exc:
+        raise EnvironmentFailure(str(exc)) from None
     say(f"isolation: {isolation}" + ("" if isolation != "none" else "\n" + sandbox.WARNING_NONE))
-    seed = seed if seed is not None else _batch_seed(out)
+    out.mkdir(parents=True, exist_ok=True)
+    os.chmod(out, 0o700)  # gradebook, seed and submissions: the grader's alone
+    with _exclusive(out):
+        return _grade_locked(inbox, out, assignment, roster, workers, seed, isolation, db_url, limits,
+                             allow_unsandboxed, say, quiet)
+
+
+class Busy(RuntimeError):
+    """Another batch is grading into the same course folder."""
+
+
+@contextlib.contextmanager
+def _exclusive(out: Path):
+    """One batch per course folder at a time: the second is told so at once, and changes nothing."""
+    with open(out / ".batch.lock", "a+") as lock:
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            lock.seek(0)
+            holder = lock.read().strip() or "another process"
+            raise Busy(f"{out} is being graded by another batch ({holder}): wait for it to finish "
+                       f"(its grades will include the earlier ones), or grade into another --out") from None
+        lock.seek(0)
+        lock.truncate()
+        lock.write(f"pid {os.getpid()}, started {time.strftime('%H:%M:%S')}")
+        lock.flush()
+        try:
+            yield
+        finally:
+            lock.seek(0)
+            lock.truncate()
+
+
+def _grade_locked(inbox, out, assignment, roster, workers, seed, isolation, db_url, limits,
+                  allow_unsandboxed, say, quiet) -> list[Row]:
+    seed = seed if seed is not None else grading.course_seed(out / "seed")
     db_url = db_url or f"sqlite:///{out / 'gradebook.db'}"
     workers = workers or max(1, min(os.cpu_count() or 1, 8))
+    environment: list[Row] = []
     with tempfile.TemporaryDirectory(prefix="descent-inbox-") as tmp:
         submissions, rows, warnings = collect(Path(inbox), assignment, roster, Path(tmp))
         for warning in warnings:
             say(f"note: {warning}")
-        hidden = [str(Path(inbox).resolve()), str(out.resolve()), tmp]
         config = Config(out=out, seed=seed, workers=workers, isolation=isolation, db_url=db_url,
-                        limits=limits, hidden=hidden)
+                        limits=limits, allow_unsandboxed=allow_unsandboxed)
         register(config, {s.assignment for s in submissions}, {s.student for s in submissions} | (roster or set()))
         todo, keys = [], {}
         for sub in submissions:
@@ -425,32 +495,59 @@ def grade(inbox: Path, *, out: Path, assignment: str | None = None, roster: set[
                 futures = {pool.submit(grade_one, sub): sub for sub in todo}
                 for future in as_completed(futures):
                     sub = futures[future]
+                    if future.cancelled():
+                        continue
                     try:
                         row = future.result()
                     except Exception as exc:  # noqa: BLE001 - a dead worker loses no submission
-                        row = Row(sub.student, sub.assignment, "could not grade",
+                        row = Row(sub.student, sub.assignment, "could not grade", final=False,
                                   reason=f"the grading worker failed: {type(exc).__name__}: {exc}"[:300])
-                    save_done(out, row, keys[(sub.student, sub.assignment)])
+                    if row.status == ENVIRONMENT:
+                        environment.append(row)
+                        for other in futures:  # the next ones would fail the same way
+                            other.cancel()
+                        continue
+                    if row.final:
+                        save_done(out, row, keys[(sub.student, sub.assignment)])
                     rows.append(row)
                     if not quiet:
                         progress.update(failed=row.status != "graded")
-    write_csv(rows, out / "grades.csv")
-    (out / "rows.json").write_text(json.dumps([asdict(r) for r in rows], indent=1))
-    from .report import write_report
-
-    write_report(rows, out / "report.html", isolation=isolation, warnings=warnings)
+    rows = whole_course(out, rows)
+    write_outputs(out, rows, isolation, warnings)
     say(f"done: {sum(r.status == 'graded' for r in rows)} graded, "
         f"{sum(r.status != 'graded' for r in rows)} could not be graded; see {out / 'report.html'}")
+    if environment:
+        raise EnvironmentFailure(
+            f"grading stopped: {environment[0].reason}. {len(environment)} submission(s) hit this and "
+            f"the rest were not started; nothing was recorded for them, so running the same command "
+            f"again after fixing it grades them")
     return rows
 
 
-def _batch_seed(out: Path) -> int:
-    """One secret seed per output folder: re-runs grade identically (idempotent)."""
-    path = out / "seed"
-    if not path.exists():
-        path.write_text(str(int.from_bytes(os.urandom(4), "little") or 1))
-        os.chmod(path, 0o600)
-    return int(path.read_text())
+def whole_course(out: Path, batch: list[Row]) -> list[Row]:
+    """Every submission graded into ``out`` (earlier batches too), with this batch's rows on top."""
+    rows = {}
+    for path in sorted((out / "state").glob("*/*.json")):
+        try:
+            rows[(path.parent.name, path.stem)] = Row(**json.loads(path.read_text())["row"])
+        except (OSError, ValueError, TypeError, KeyError):
+            continue
+    rows = {(r.assignment, r.student): r for r in rows.values()}
+    rows.update({(r.assignment, r.student): r for r in batch})
+    return [rows[k] for k in sorted(rows)]
+
+
+def write_outputs(out: Path, rows: list[Row], isolation: str, warnings: list[str]) -> None:
+    """grades.csv, rows.json and report.html, each replaced atomically."""
+    from .report import write_report
+
+    for name, writer in (("grades.csv", lambda path: write_csv(rows, path)),
+                         ("rows.json", lambda path: path.write_text(json.dumps([asdict(r) for r in rows], indent=1))),
+                         ("report.html", lambda path: write_report(rows, path, isolation=isolation,
+                                                                    warnings=warnings))):
+        tmp = out / f".{name}.{os.getpid()}"
+        writer(tmp)
+        os.replace(tmp, out / name)
 
 
 def register(config: Config, assignments: set[str], students: set[str]) -> None:

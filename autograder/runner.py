@@ -1,35 +1,33 @@
 """Runs one submission inside the sandbox and reports what happened, as data.
 
-    python -m autograder.runner JOB_DIR
+    (in the sandbox) python -m autograder.runner      # stdin/stdout: autograder.wire frames
 
-``JOB_DIR/plan.json`` (written by the grader) lists the notebook's code cells in
-order, each with its role:
+The grader sends a plan: the notebook's code cells in order, each with its role:
 
 * ``code``    -- run it (the student's answers and cells, our set-up cells);
-* ``visible`` -- a visible test cell: run it with the problem functions wrapped by
+* ``visible`` -- a visible test cell: run it with the notebook's functions wrapped by
   recorders, so the grader can replay the cell against the recorded outputs;
-* ``hidden``  -- a hidden check: probe the named problem with the secret seed.
+* ``hidden``  -- a hidden check: run its visible part like a visible test, then *serve* the
+  named function: the grader drives it call by call over the channel (the secret inputs
+  arrive one call at a time), and judges the answers in its own process.
 
-Results go to ``JOB_DIR/result.jsonl``, one line per cell as soon as it finishes, so a
-notebook stopped by the wall clock still reports every cell before the one that hung
-(the grader then re-runs it with that cell skipped, ``plan["skip"]``). Nothing here is trusted by the grader: it
-re-checks every recorded call in its own process. This process only has to keep
-going when student code misbehaves: per-cell timeouts, captured and capped output,
-and optimkit/torch made unimportable for the whole run.
+This process holds no checks module, no reference and no secret seed: only this file,
+``wire.py`` and ``checks/core.py`` are mounted. Nothing it says is trusted. It reports
+``ready`` before any student code runs (so a sandbox that cannot start is told apart from
+a notebook that crashes), then one ``started`` line and one record per cell as soon as the
+cell finishes, so the grader knows where a notebook that hung or died stopped.
 """
 
 from __future__ import annotations
 
 import contextlib
 import io
-import json
 import os
 import re
 import signal
 import sys
 import traceback
 import types
-from pathlib import Path
 
 OUTPUT_CAP = 20_000  # characters of output kept per cell
 
@@ -55,91 +53,116 @@ class _Capped(io.StringIO):
         return len(text)
 
 
-def _block_imports(allowed: list[str]):
+def _call_dicts(transcript) -> list[dict]:
+    return [{"output": c.output, "error": c.error, "mutated": list(c.mutated), "inputs": c.inputs,
+             "args": c.args, "after": c.after} for c in transcript.calls]
+
+
+def _serve(fn, reader, send, handles) -> None:
+    """Answer the grader's calls of ``fn`` until it says "end"."""
+    from autograder import wire
     from autograder.checks import core
 
-    # An allowed module's whole top-level package is importable: a package's __init__ imports
-    # its siblings (optimkit.digits needs optimkit). The grader's scan of the answers' code
-    # still forbids naming anything but the allowed module.
-    roots = {a.split(".")[0] for a in allowed}
+    while True:
+        message = reader.read(handles=handles)
+        if message.get("op") != "call":
+            return
+        kwargs = message.get("data") or {}
+        before = {k: core.copy_value(v) for k, v in kwargs.items()}
+        reply = {"op": "return", "error": None}
+        try:
+            output = fn(**kwargs)
+            changed = {k: kwargs[k] for k in kwargs if not core.unchanged(kwargs[k], before[k])}
+            reply["data"] = {"output": output, "after": changed}
+        except CellTimeout:
+            reply["error"] = "TimeoutError: the cell ran longer than its time limit and was stopped"
+            send(reply)
+            raise
+        except BaseException as exc:  # noqa: BLE001 - any failure of student code is data
+            reply["error"] = f"{type(exc).__name__}: {exc}"[:300]
+        try:
+            send(reply, handles)
+        except wire.WireError as exc:
+            send({"op": "return", "error": f"TypeError: the result cannot be checked: {exc}"})
 
-    class Blocker(core._BlockImports):
-        def find_spec(self, name, path=None, target=None):
-            if name.split(".")[0] in roots:
-                return None
-            return super().find_spec(name, path, target)
 
-    sys.meta_path.insert(0, Blocker())
+def main() -> int:
+    from autograder import wire
+    from autograder.checks import core
 
+    # fd 1 becomes the log (stderr); the channel to the grader is a private copy of the old stdout.
+    channel = os.dup(1)
+    os.dup2(2, 1)
+    reader = wire.Reader(0, trusted=True)
 
-def main(job_dir: str) -> int:
-    job = Path(job_dir)
-    plan = json.loads((job / "plan.json").read_text())
-    os.chdir(job)
-    import importlib
+    def send(message, handles=None):
+        wire.send(channel, message, handles)
 
-    from autograder.checks import core  # before student code runs: checks stay pristine
-
-    problems = importlib.import_module(plan["checks_module"]).PROBLEMS
-    _block_imports(plan.get("allowed_imports", []))
     import numpy as np  # noqa: F401 - loaded once, before any student cell
     from IPython.core.interactiveshell import InteractiveShell
 
     shell = InteractiveShell.instance(colors="NoColor")
     shell.InteractiveTB.set_mode("Plain")
     signal.signal(signal.SIGALRM, _on_alarm)
-    sink = open(job / "result.jsonl", "a", buffering=1)  # opened before any student code runs
+    send({"ready": True})
+    plan = reader.read()
     skip = set(plan.get("skip", []))
+    handles: dict = {}  # objects a served function returned that are not plain data (its state)
 
     for cell in plan["cells"]:
-        record = {"id": cell["id"], "role": cell["role"], "stdout": "", "error": None, "calls": {}}
+        record = {"id": cell["id"], "role": cell["role"], "stdout": "", "error": None}
+        calls = {}
         if cell["id"] in skip:
             record["error"] = ("SkippedCell: this cell stopped the whole notebook (it hung past the time "
                                "limit or crashed the process), so it was skipped when the notebook was re-run")
-            sink.write(json.dumps(record) + "\n")
+            send(record)
             continue
-        sink.write(json.dumps({"id": cell["id"], "started": True}) + "\n")
+        send({"id": cell["id"], "started": True})
         out = _Capped()
         signal.setitimer(signal.ITIMER_REAL, plan["cell_timeout"])
         try:
             with contextlib.redirect_stdout(out), contextlib.redirect_stderr(out):
                 if cell["role"] in ("visible", "hidden"):
-                    # Test code (ours) runs with the problem functions wrapped by recorders;
-                    # for a hidden cell that is the visible part before the hidden region.
-                    # Every function defined in the notebook that this test names is recorded
-                    # (the problem functions and helpers such as a schedule the test calls).
+                    # Test code (ours) runs with the notebook's functions that it names wrapped
+                    # by recorders; for a hidden cell, that is the part before the hidden region.
                     recorders = {}
-                    for name in set(re.findall(r"[A-Za-z_]\w*", cell["source"])) | set(problems):
+                    for name in set(re.findall(r"[A-Za-z_]\w*", cell["source"])):
                         value = shell.user_ns.get(name)
                         if isinstance(value, types.FunctionType) and value.__module__ == "__main__":
-                            recorders[name] = core._Recorder(value, ())
+                            recorders[name] = core.Recorder(value, ())
                             shell.user_ns[name] = recorders[name]
                     try:
                         result = shell.run_cell(cell["source"], store_history=False, silent=True)
                     finally:
                         for name, recorder in recorders.items():
                             shell.user_ns[name] = recorder.fn
-                            record["calls"][name] = core.transcript_to_json(recorder.transcript)["calls"]
+                            calls[name] = _call_dicts(recorder.transcript)
                     if not result.success:
                         record["error"] = _describe(result)
                     if cell["role"] == "hidden":
                         fn = shell.user_ns.get(cell["problem"])
-                        transcript = core.probe(problems[cell["problem"]], fn, plan["seed"])
-                        record["transcript"] = core.transcript_to_json(transcript)
+                        send({"id": cell["id"], "serve": cell["problem"], "callable": callable(fn),
+                              "kind": type(fn).__name__})
+                        if callable(fn):
+                            _serve(fn, reader, send, handles)
                 else:
                     result = shell.run_cell(cell["source"], store_history=False, silent=True)
                     if not result.success:
                         record["error"] = _describe(result)
         except CellTimeout:
             record["error"] = f"TimeoutError: the cell ran longer than {plan['cell_timeout']} s and was stopped"
+        except (wire.Closed, wire.WireError):
+            return 1  # the grader went away or spoke nonsense: nothing left to report to
         except BaseException as exc:  # noqa: BLE001 - keep reporting whatever student code did
             record["error"] = f"{type(exc).__name__}: {exc}"[:500]
         finally:
             signal.setitimer(signal.ITIMER_REAL, 0)
         record["stdout"] = out.getvalue()
-        sink.write(json.dumps(record) + "\n")
-    sink.write(json.dumps({"done": True}) + "\n")
-    sink.close()
+        try:
+            send(dict(record, data={"calls": calls}))
+        except wire.WireError as exc:  # e.g. a recorded value nested absurdly deep
+            send(dict(record, error=f"the test's calls could not be recorded: {exc}"))
+    send({"done": True})
     return 0
 
 
@@ -151,4 +174,9 @@ def _describe(result) -> str:
 
 
 if __name__ == "__main__":
-    raise SystemExit(main(sys.argv[1]))
+    try:
+        code = main()
+    except BaseException:  # noqa: BLE001 - the log tail is what the grader shows
+        traceback.print_exc()
+        code = 1
+    os._exit(code)  # no atexit hooks of student code

@@ -8,22 +8,15 @@ a fixed shallow bowl. The ``assess`` hook (there is no reference to compare with
 validation accuracy of the final weights against ``THRESHOLD``, in the grader's process; the
 bowl catches an "update" that ignores its gradients (e.g. one returning stored weights).
 
-**Only some calls are recorded.** A transcript records every call's inputs and outputs, and a
-training run is 230 calls of ~17,000 numbers each: far too much to send out of the sandbox as
-JSON. So the drive records the first step of each run (its inputs are the secret initial
-weights and first minibatch: fully verifiable), runs the steps in between through the recorder's
-underlying function without recording them, records the last step (whose output is the trained
-network), then records every step of the small bowl. When the grader replays a transcript
-(``core.verify``), it cannot re-run the unrecorded steps, so for the last step it takes the
-recorded weights and state and checks that the recorded gradient is the true gradient of the
-secret last minibatch at those weights. This uses two private attributes of core (``fn`` of the
-recorder, ``calls``/``index`` of the replay); see ``_unrecorded`` and ``_recorded_inputs``.
-
-**No optimkit in the sandbox.** The drive needs the data and the MLP's gradients while student
-code runs (inside the probe, where optimkit is blocked), so it uses a NumPy copy of
-``optimkit.digits`` (same data file, same split, same initialisation, same arithmetic: bit for
-bit the same numbers, see ``_check_against_optimkit``). The score itself (validation accuracy)
-is computed in the grader with ``optimkit.digits``.
+**Only some calls are recorded.** The drive runs in the grader and calls ``my_update`` in the
+sandbox over the wire (``autograder.grading.RemoteFunction``), so every step's gradients are
+the grader's own. A transcript keeps the first step of each run (the secret initial weights),
+the last step (whose output is the trained network) and every step of the small bowl; the
+steps in between go through the recorder's underlying function (``core.Recorder.fn``)
+unrecorded, so the judge's transcript stays small. The data and the MLP's gradients are a
+NumPy copy of ``optimkit.digits`` (same data file, split, initialisation and arithmetic: bit
+for bit the same numbers, see ``_check_against_optimkit``); the validation accuracy is
+computed with ``optimkit.digits`` itself. None of this module is ever in the sandbox.
 """
 
 from __future__ import annotations
@@ -35,7 +28,7 @@ import os
 
 import numpy as np
 
-from .core import ProbeAbort, Problem, Transcript, grade as _grade
+from .core import NOT_WRITTEN, ProbeAbort, Problem, StudentError, Transcript, grade as _grade
 
 ASSIGNMENT = "08_capstone"
 # optimkit.digits is the data and the model here: with this set, the grader does not zero the
@@ -43,6 +36,9 @@ ASSIGNMENT = "08_capstone"
 # optimkit.digits in cells of their own. my_update itself is still checked at run time
 # (core.uses_forbidden, and optimkit is unimportable while the probe runs).
 ALLOWED_IMPORTS = ["optimkit.digits"]
+# The cell that runs train_digits (defined by the optimkit.digits cell, which is not run when
+# grading: optimkit is not in the sandbox).
+NOT_RUN_WHEN_GRADING = ("try_it",)
 CHAPTER = "Chapter 11 (Race and guide)"
 GUIDE = f"{CHAPTER}, section 'Choosing an optimizer and a schedule'"
 
@@ -153,7 +149,7 @@ def _check_against_optimkit(seeds=(0, 1, 2)) -> None:
 # --- the drive ----------------------------------------------------------------------------------
 
 def _unrecorded(call):
-    """The student's function without the recorder (core._Recorder.fn), or None when ``call``
+    """The student's function without the recorder (core.Recorder.fn), or None when ``call``
     is the grader's replay of a transcript (core._Replay), which cannot run student code."""
     return getattr(call, "fn", None)
 
@@ -173,7 +169,10 @@ def _run_unrecorded(fn, **kwargs):
     except ProbeAbort:
         raise
     except NotImplementedError:
-        raise ProbeAbort("NotImplementedError: not written yet (the stub still raises)") from None
+        raise ProbeAbort(NOT_WRITTEN) from None
+    except StudentError as exc:  # raised in the sandbox: the message names the exception
+        raise ProbeAbort(NOT_WRITTEN if str(exc).startswith("NotImplementedError")
+                         else f"at training step {kwargs['step']}: {exc}"[:300]) from None
     except Exception as exc:  # noqa: BLE001 - a failure of student code is a result
         raise ProbeAbort(f"at training step {kwargs['step']}: {type(exc).__name__}: {exc}"[:300]) from None
 

@@ -32,6 +32,7 @@ import numpy as np
 SEED_ENV = "DESCENT_GRADING_SEED"
 FORBIDDEN = ("optimkit", "torch")  # the answer must be the student's own work
 BOOK = "the book"
+NOT_WRITTEN = "NotImplementedError: not written yet (the stub still raises)"
 
 # Credit per property, as fractions of the problem's points.
 WEIGHTS = {"runs": 0.1, "structure": 0.15, "no_mutation": 0.1, "values": 0.65}
@@ -39,6 +40,11 @@ WEIGHTS = {"runs": 0.1, "structure": 0.15, "no_mutation": 0.1, "values": 0.65}
 
 class ProbeAbort(Exception):
     """Raised inside a drive when the student's function failed; ends the drive."""
+
+
+class StudentError(Exception):
+    """A call of the student's function failed in the sandbox; the message is what it raised
+    there ("ValueError: ...")."""
 
 
 @dataclass
@@ -103,34 +109,36 @@ def random_shape(rng) -> tuple[int, ...]:
     return tuple(int(s) for s in rng.integers(1, 5, size=rng.integers(1, 3)))
 
 
-def _copy(value):
+def copy_value(value):
+    """A deep copy of arrays inside lists, tuples and dicts (other objects are shared)."""
     if isinstance(value, np.ndarray):
         return value.copy()
     if isinstance(value, (list, tuple)):
-        return type(value)(_copy(v) for v in value)
+        return type(value)(copy_value(v) for v in value)
     if isinstance(value, dict):
-        return {k: _copy(v) for k, v in value.items()}
+        return {k: copy_value(v) for k, v in value.items()}
     return value
 
 
-def _same(a, b) -> bool:
+def unchanged(a, b) -> bool:
+    """Whether ``a`` still equals its earlier copy ``b`` (arrays, inside lists and tuples)."""
     if isinstance(a, np.ndarray) or isinstance(b, np.ndarray):
         return (isinstance(a, np.ndarray) and isinstance(b, np.ndarray) and a.shape == b.shape
                 and np.array_equal(a, b, equal_nan=True))
     if isinstance(a, (list, tuple)) and isinstance(b, (list, tuple)):
-        return len(a) == len(b) and all(_same(x, y) for x, y in zip(a, b))
+        return len(a) == len(b) and all(unchanged(x, y) for x, y in zip(a, b))
     return True  # scalars are immutable
 
 
-class _Recorder:
+class Recorder:
     """Wraps the function under test: records outputs, errors and mutations."""
 
     def __init__(self, fn: Callable, mutable: tuple[str, ...]):
         self.fn, self.mutable, self.transcript = fn, mutable, Transcript()
 
     def __call__(self, *args, **kwargs):
-        before = {k: _copy(v) for k, v in kwargs.items()}
-        before_args = [_copy(a) for a in args]
+        before = {k: copy_value(v) for k, v in kwargs.items()}
+        before_args = [copy_value(a) for a in args]
         call = Call(inputs=before, args=before_args)
         self.transcript.calls.append(call)
         try:
@@ -138,16 +146,19 @@ class _Recorder:
         except ProbeAbort:
             raise
         except NotImplementedError:
-            call.error = "NotImplementedError: not written yet (the stub still raises)"
+            call.error = NOT_WRITTEN
+            raise ProbeAbort(call.error) from None
+        except StudentError as exc:
+            call.error = NOT_WRITTEN if str(exc).startswith("NotImplementedError") else str(exc)[:300]
             raise ProbeAbort(call.error) from None
         except BaseException as exc:  # noqa: BLE001 - any failure of student code is data
             call.error = f"{type(exc).__name__}: {exc}"[:300]
             raise ProbeAbort(call.error) from None
-        call.mutated = [k for k, v in kwargs.items() if k not in self.mutable and not _same(v, before[k])]
-        call.mutated += [f"argument {i + 1}" for i, (a, b) in enumerate(zip(args, before_args)) if not _same(a, b)]
-        call.after = {k: _copy(kwargs[k]) for k in call.mutated if k in kwargs}
-        call.after.update({f"#{i}": _copy(a) for i, (a, b) in enumerate(zip(args, before_args)) if not _same(a, b)})
-        call.output = _copy(out)
+        call.mutated = [k for k, v in kwargs.items() if k not in self.mutable and not unchanged(v, before[k])]
+        call.mutated += [f"argument {i + 1}" for i, (a, b) in enumerate(zip(args, before_args)) if not unchanged(a, b)]
+        call.after = {k: copy_value(kwargs[k]) for k in call.mutated if k in kwargs}
+        call.after.update({f"#{i}": copy_value(a) for i, (a, b) in enumerate(zip(args, before_args)) if not unchanged(a, b)})
+        call.output = copy_value(out)
         return out
 
 
@@ -210,7 +221,7 @@ def _seed(seed: int | None) -> int:
 
 def drive(problem: Problem, fn: Callable, seed: int) -> Transcript:
     """Run ``problem``'s drive with ``fn`` for each sub-seed; the whole record."""
-    recorder = _Recorder(fn, problem.mutable)
+    recorder = Recorder(fn, problem.mutable)
     with warnings.catch_warnings(), np.errstate(all="ignore"):
         # A warning on stderr would zero an nbgrader cell: references and variants stay quiet too.
         warnings.simplefilter("ignore")
@@ -218,7 +229,7 @@ def drive(problem: Problem, fn: Callable, seed: int) -> Transcript:
     return recorder.transcript
 
 
-def _drive_all(problem: Problem, recorder: "_Recorder", seed: int) -> None:
+def _drive_all(problem: Problem, recorder: "Recorder", seed: int) -> None:
     for k in range(problem.seeds):
         try:
             problem.drive(recorder, np.random.default_rng([seed, k]))
@@ -348,19 +359,20 @@ class _Replay:
             raise ProbeAbort("more calls than recorded")
         call = self.calls[self.index]
         self.index += 1
-        if set(kwargs) != set(call.inputs) or not all(_same_value(kwargs[k], call.inputs[k]) for k in kwargs):
+        if set(kwargs) != set(call.inputs) or not all(same_value(kwargs[k], call.inputs[k]) for k in kwargs):
             self.mismatch = self.mismatch or f"call {self.index} was made with other inputs"
             raise ProbeAbort(self.mismatch)
         if call.error is not None:
             raise ProbeAbort(call.error)
-        return _copy(call.output)
+        return copy_value(call.output)
 
 
-def _same_value(a, b) -> bool:
+def same_value(a, b) -> bool:
+    """Equal values (arrays by content, NaN equal to NaN)."""
     if isinstance(a, np.ndarray) or isinstance(b, np.ndarray):
         return np.array_equal(np.asarray(a), np.asarray(b), equal_nan=True)
     if isinstance(a, (list, tuple)) and isinstance(b, (list, tuple)):
-        return len(a) == len(b) and all(_same_value(x, y) for x, y in zip(a, b))
+        return len(a) == len(b) and all(same_value(x, y) for x, y in zip(a, b))
     return a == b or (a != a and b != b)  # NaN equals NaN here
 
 
