@@ -1,24 +1,43 @@
 # Descent: two commands do everything.
-#   make        set up .venv, build the book into _build/html
-#   make test   run the whole test suite (sets up the venv when missing)
-#   make bench  print speed ratios against baselines measured in the same run
+#   make            set up .venv, build the book, regenerate exercises/, grade the demo corpus
+#   make test       the whole test suite (installs the Debian packages it drives when root)
+#   make test-fast  unit and oracle tests only: no site build, browser, PostgreSQL or grading
+#   make bench      print speed ratios against baselines measured in the same run
+#
+# Works from any folder, a path with spaces included: recipes name the venv's programs by
+# their path relative to the repository (make runs recipes there), and every absolute path
+# is quoted.
 
 PYTHON ?= python3.11
 VENV   := .venv
-BIN    := $(CURDIR)/$(VENV)/bin
+BIN    := $(VENV)/bin
 # The kernels the book and the grader start, and nbgrader's alembic, are found on PATH.
-export PATH := $(BIN):$(PATH)
+# (A space in $(CURDIR) is fine here: make exports the value as it is.)
+export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
 RUNTIME := $(VENV)/.runtime-installed
 TESTENV := $(VENV)/.test-installed
+# Read by every IPython kernel this venv starts (IPython's sys.prefix/etc/ipython).
+KERNELCONF := $(VENV)/etc/ipython/ipython_kernel_config.py
 
-.PHONY: all site exercises grade lab test bench clean distclean
+# What `make grade` grades, and where to (the fresh-clone test grades a small inbox).
+GRADE_INBOX ?= autograder/demo/submissions
+GRADE_OUT   ?= autograder/course
 
+.PHONY: all preflight venv site exercises grade lab test test-fast bench clean distclean
+
+# The three jobs; any of them failing fails `make`. Then one short summary.
 all: site exercises grade
+	@$(BIN)/python tools/summary.py --site _build/html --exercises exercises --rows "$(GRADE_OUT)/rows.json"
 
-$(VENV)/bin/python:
-	@command -v $(PYTHON) >/dev/null || { echo "error: $(PYTHON) not found; install Python 3.11 or run 'make PYTHON=/path/to/python3.11'"; exit 1; }
+# Before anything runs: the system packages the goals need (tools/preflight.sh says which).
+# Root installs the missing ones with apt-get; anyone else gets one message and nothing runs.
+preflight:
+	@bash tools/preflight.sh $(or $(MAKECMDGOALS),all)
+
+$(VENV)/bin/python: | preflight
+	@command -v $(PYTHON) >/dev/null || { echo "error: $(PYTHON) not found; install Python 3.11 (Debian: apt-get install python3.11 python3.11-venv) or run 'make PYTHON=/path/to/python3.11'"; exit 1; }
 	$(PYTHON) -m venv $(VENV)
 
 $(RUNTIME): requirements.txt pyproject.toml | $(VENV)/bin/python
@@ -30,50 +49,61 @@ $(TESTENV): requirements-test.txt $(RUNTIME)
 	$(BIN)/pip install -q -r requirements-test.txt
 	touch $@
 
+$(KERNELCONF): tools/ipython_kernel_config.py | $(VENV)/bin/python
+	mkdir -p $(dir $@) && cp tools/ipython_kernel_config.py $@
+
+venv: $(RUNTIME) $(KERNELCONF)
+
 # JavaScript the site serves itself (MathJax, RequireJS, the widget manager), from npm.
 NPM_DIR := _build/npm
 VENDOR  := _build/vendor
 VENDORED := _build/.vendored
 # RequireJS resolves the widget manager's fonts as <baseUrl>/<module id>: keep that layout.
 WIDGETS := $(VENDOR)/widgets/@jupyter-widgets/html-manager/dist
-$(VENDORED): book/vendor/package.json
+MATHJAX := $(NPM_DIR)/node_modules/mathjax/es5
+$(VENDORED): book/vendor/package.json | preflight
 	@command -v npm >/dev/null || { echo "error: npm not found; install Node.js 20 (Debian: apt-get install nodejs npm)"; exit 1; }
-	rm -rf $(VENDOR) && mkdir -p $(NPM_DIR) $(VENDOR)/mathjax $(WIDGETS)
-	cp book/vendor/package.json $(NPM_DIR)/
-	cd $(NPM_DIR) && npm install --no-package-lock --no-audit --no-fund --loglevel=error
-	cd $(NPM_DIR)/node_modules/mathjax/es5 && cp -r tex-mml-chtml.js input output a11y ui sre $(CURDIR)/$(VENDOR)/mathjax/
-	cp $(NPM_DIR)/node_modules/@jupyter-widgets/html-manager/dist/*.* $(WIDGETS)/
-	rm -f $(WIDGETS)/*.map
-	# Some widget modules (the Play button's icons) resolve fonts one folder up.
-	cp $(WIDGETS)/*.woff $(WIDGETS)/*.woff2 $(WIDGETS)/*.ttf $(WIDGETS)/*.eot $(WIDGETS)/*.svg $(VENDOR)/widgets/@jupyter-widgets/
-	cp $(NPM_DIR)/node_modules/requirejs/require.js $(VENDOR)/
-	touch $@
+	@echo "Vendoring MathJax, RequireJS and the widget manager from npm into $(VENDOR)"
+	@rm -rf $(VENDOR) && mkdir -p $(NPM_DIR) $(VENDOR)/mathjax $(WIDGETS)
+	@cp book/vendor/package.json $(NPM_DIR)/
+	@cd $(NPM_DIR) && npm install --no-package-lock --no-audit --no-fund --loglevel=error >/dev/null
+	@cp -r $(addprefix $(MATHJAX)/,tex-mml-chtml.js input output a11y ui sre) $(VENDOR)/mathjax/
+	@cp $(NPM_DIR)/node_modules/@jupyter-widgets/html-manager/dist/*.* $(WIDGETS)/
+	@rm -f $(WIDGETS)/*.map
+	@# Some widget modules (the Play button's icons) resolve fonts one folder up.
+	@cp $(WIDGETS)/*.woff $(WIDGETS)/*.woff2 $(WIDGETS)/*.ttf $(WIDGETS)/*.eot $(WIDGETS)/*.svg $(VENDOR)/widgets/@jupyter-widgets/
+	@cp $(NPM_DIR)/node_modules/requirejs/require.js $(VENDOR)/
+	@touch $@
 
 # DESCENT_STATIC makes slider figures pre-render their frames for the kernel-free site.
-site: $(RUNTIME) $(VENDORED)
+site: venv $(VENDORED)
 	DESCENT_STATIC=1 OPENBLAS_NUM_THREADS=1 $(BIN)/jupyter-book build --quiet .
-	@echo "Book built: open _build/html/index.html"
 
 # The student release is generated from solutions/ by nbgrader, never edited by hand.
-exercises: $(RUNTIME)
+exercises: venv
 	$(BIN)/python -m autograder.course release
 
 # Grade the demo corpus (autograder/demo) into nbgrader's course folder, autograder/course:
-# grades.csv, report.html and feedback/ land there.
-grade: $(RUNTIME)
-	$(BIN)/python -m autograder grade autograder/demo/submissions --roster autograder/demo/roster.csv \
-	    --wall-clock 30 --cell-timeout 10
+# grades.csv, report.html, rows.json and feedback/ land there. A grading run that the
+# environment (not a submission) made impossible exits non-zero, and so does make.
+grade: venv
+	$(BIN)/python -m autograder grade "$(GRADE_INBOX)" --out "$(GRADE_OUT)" \
+	    --roster autograder/demo/roster.csv --wall-clock 30 --cell-timeout 10
 
 # JupyterLab on the student release, with the kernel that has everything installed.
-lab: $(RUNTIME)
-	cd exercises && $(BIN)/jupyter lab --ServerApp.ip=127.0.0.1 $(if $(filter 0,$(shell id -u)),--allow-root)
+lab: venv
+	cd exercises && "$(CURDIR)/$(BIN)/jupyter" lab --ServerApp.ip=127.0.0.1 $(if $(filter 0,$(shell id -u)),--allow-root)
 
 # The browser tests read the built site, so the site is (re)built first; the execution
 # cache keeps that to the chapters that changed.
 test: $(TESTENV) site
 	$(BIN)/python -m pytest
 
-bench: $(TESTENV) $(VENDORED)
+# The inner loop: everything but the tests marked slow or browser (tests/conftest.py).
+test-fast: $(TESTENV) $(KERNELCONF)
+	$(BIN)/python -m pytest -m "not slow and not browser"
+
+bench: $(TESTENV) $(KERNELCONF) $(VENDORED)
 	$(BIN)/python benchmarks/bench_optimizers.py
 	$(BIN)/python benchmarks/bench_site.py
 	$(BIN)/python benchmarks/bench_grading.py

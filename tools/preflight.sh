@@ -1,0 +1,76 @@
+#!/usr/bin/env bash
+# Preflight for `make GOAL...`: before anything runs, check the system packages the goals need.
+# Missing ones are installed with apt-get when we are root (what CI does); otherwise this prints
+# one message naming them and the command that installs them, and exits 1 so nothing runs.
+# Nothing is skipped: a test whose system package is missing would fail, not pass quietly.
+#
+#   bash tools/preflight.sh all        # `make`: npm (site), bubblewrap (grading sandbox)
+#   bash tools/preflight.sh test       # `make test`: also chromium and postgresql
+#   bash tools/preflight.sh test-fast  # Python 3.11 only
+set -euo pipefail
+
+python=${PYTHON:-python3.11}
+venv_python=.venv/bin/python
+
+want_npm=0 want_bwrap=0 want_chromium=0 want_postgres=0
+for goal in "$@"; do
+  case $goal in
+    all) want_npm=1 want_bwrap=1 ;;
+    site) want_npm=1 ;;
+    grade) want_bwrap=1 ;;
+    test) want_npm=1 want_bwrap=1 want_chromium=1 want_postgres=1 ;;
+    bench) want_npm=1 want_bwrap=1 ;;
+  esac
+done
+
+missing=()   # Debian packages
+why=()       # what each is for, in the same order
+add() { missing+=("$1"); why+=("$1: $2"); }
+
+if [ ! -x "$venv_python" ]; then
+  if ! command -v "$python" >/dev/null; then
+    add python3.11 "the interpreter .venv is made with"
+    add python3.11-venv "python3.11 -m venv"
+  elif ! "$python" -c 'import ensurepip, venv' 2>/dev/null; then
+    add python3.11-venv "python3.11 -m venv (Debian keeps ensurepip there)"
+  fi
+fi
+if [ $want_npm = 1 ] && ! command -v npm >/dev/null; then
+  command -v node >/dev/null || add nodejs "the site vendors MathJax and the widget JavaScript with npm"
+  add npm "the site vendors MathJax and the widget JavaScript from the npm registry"
+fi
+if [ $want_bwrap = 1 ] && ! command -v bwrap >/dev/null; then
+  add bubblewrap "the grading sandbox (bwrap)"
+fi
+if [ $want_chromium = 1 ] && [ -z "${CHROMIUM:-}" ] && ! command -v chromium >/dev/null; then
+  add chromium "the browser tests (Playwright drives Debian's chromium; no browser is downloaded)"
+fi
+if [ $want_postgres = 1 ] && ! compgen -G '/usr/lib/postgresql/*/bin/initdb' >/dev/null; then
+  add postgresql "the PostgreSQL gradebook test (initdb, pg_ctl)"
+fi
+
+[ ${#missing[@]} -eq 0 ] && exit 0
+
+goals="make $*"
+[ "$*" = all ] && goals=make
+if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null && [ -z "${DESCENT_PREFLIGHT_INSTALLED:-}" ]; then
+  echo "$goals: installing the missing Debian packages: ${missing[*]}"
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq
+  apt-get install -y -qq "${missing[@]}" >/dev/null
+  DESCENT_PREFLIGHT_INSTALLED=1 exec bash "$0" "$@"   # check again: installed is not enough
+fi
+
+{
+  echo "error: $goals needs Debian packages that are not installed: ${missing[*]}"
+  printf '  %s\n' "${why[@]}"
+  [ -n "${DESCENT_PREFLIGHT_INSTALLED:-}" ] && echo "(apt-get install ran, yet they are still missing)"
+  echo "Install them (run as root, $goals installs them itself):"
+  echo "  sudo apt-get install ${missing[*]}"
+  case " $* ${missing[*]} " in
+    *python3.11*) ;;
+    *" test "*) echo "or run the unit and oracle tests, which need none of them: make test-fast" ;;
+  esac
+  echo "Nothing was run."
+} >&2
+exit 1
