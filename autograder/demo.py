@@ -229,7 +229,8 @@ def behaviour_answer(assignment: str, behaviour: str) -> str:
 def _behaviour_notebook(assignment: str, notebook: str, name: str):
     problem = first_problem(assignment)
     how = behaviour_answer(assignment, name)
-    wrong = {problem: registry()[assignment][problem].variants[0].name} if how == "mistake" else {}
+    wrong = {problem: registry()[assignment][problem].variants[0].name} if how == "mistake" else \
+        {problem: "blank"} if how == "blank" else {}
     nb = fill(assignment, notebook, wrong)
     if name in BEHAVIOURS:
         before, _, after, _ = BEHAVIOURS[name]

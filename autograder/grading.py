@@ -28,16 +28,21 @@ import shutil
 import sys
 import time
 import tokenize
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import nbformat
 import numpy as np
-from nbgrader.preprocessors import NbGraderPreprocessor
+from nbgrader.preprocessors import NbGraderPreprocessor, OverwriteCells
 from traitlets import Bool, Float, Integer, Unicode
 
 from . import sandbox, wire
 from .checks import core, registry
+
+# nbgrader 0.9.6's gradebook code triggers SQLAlchemy's autoflush warning on every autograde
+# ("Object of type <SubmittedAssignment> not in session"); harmless, and it buries real messages.
+warnings.filterwarnings("ignore", message=r"Object of type <\w+> not in session", category=Warning)
 
 HIDDEN = re.compile(r"### BEGIN HIDDEN TESTS\n(.*?)### END HIDDEN TESTS", re.S)
 GRADE_CALL = re.compile(r'grade\("(\w+)"')
@@ -457,6 +462,35 @@ def notebook_key(nb, seed: int) -> str:
             digest.update(cell.source.encode())
             digest.update(json.dumps(cell.metadata.get("nbgrader", {}), sort_keys=True).encode())
     return digest.hexdigest()
+
+
+class RestoreCells(OverwriteCells):
+    """nbgrader's OverwriteCells, with deleted grade cells put back where they were.
+
+    nbgrader 0.9.6 puts a deleted grade cell after the source cell just before it, and fails
+    (``KeyError``) when that cell is not a grade or solution cell, e.g. a locked cell between an
+    answer and its hidden test (the capstone's ``try_it``). Here a deleted cell goes after the
+    nearest earlier source cell that the submission still has (any cell with an nbgrader id),
+    or first when there is none; indices are looked up afresh for every insertion.
+    """
+
+    def add_missing_grade_cells(self, nb, resources):
+        source_nb = self.gradebook.find_notebook(self.notebook_id, self.assignment_id)
+        source_cells = source_nb.source_cells
+        order = [cell.name for cell in source_cells]
+        solutions = {cell.name for cell in source_nb.solution_cells}
+        for grade_cell in source_nb.grade_cells:
+            present = {c.metadata.get("nbgrader", {}).get("grade_id"): i for i, c in enumerate(nb.cells)
+                       if c.metadata.get("nbgrader", {}).get("grade_id")}
+            if grade_cell.name in present:
+                continue
+            self.log.warning("Missing grade cell %s encountered, adding to notebook", grade_cell.name)
+            index = order.index(grade_cell.name)
+            cell = self.missing_cell_transform(source_cells[index], grade_cell.max_score,
+                                               is_solution=grade_cell.name in solutions)
+            before = next((present[name] for name in reversed(order[:index]) if name in present), -1)
+            nb.cells.insert(before + 1, cell)
+        return nb, resources
 
 
 class SandboxExecute(NbGraderPreprocessor):

@@ -30,6 +30,14 @@ c.ClearSolutions.text_stub = "YOUR ANSWER HERE"
 
 # Students may delete or edit test cells: restore them from the gradebook.
 c.OverwriteCells.add_missing_cells = True
+# ... back where they were (nbgrader's own restore fails when a locked cell precedes a test).
+c.Autograde.sanitize_preprocessors = [
+    "nbgrader.preprocessors.ClearOutput",
+    "nbgrader.preprocessors.DeduplicateIds",
+    "nbgrader.preprocessors.OverwriteKernelspec",
+    "autograder.grading.RestoreCells",
+    "nbgrader.preprocessors.CheckCellMetadata",
+]
 c.Execute.timeout = 60
 c.Execute.raise_on_iopub_timeout = False  # a loop swallowing interrupts must not sink the notebook
 

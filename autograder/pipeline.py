@@ -305,7 +305,7 @@ def _last_error(result: dict) -> str:
 def _precompute(api, sub: Submission, config: Config, row: Row) -> None:
     """Sanitise like nbgrader (restore test cells from the gradebook), grade in the sandbox,
     and leave the graded notebook where SandboxExecute will find it."""
-    from nbgrader.preprocessors import ClearOutput, DeduplicateIds, OverwriteCells, OverwriteKernelspec
+    from nbgrader.preprocessors import ClearOutput, DeduplicateIds, OverwriteKernelspec
 
     cache = config.out / "cache"
     cache.mkdir(parents=True, exist_ok=True)
@@ -315,7 +315,7 @@ def _precompute(api, sub: Submission, config: Config, row: Row) -> None:
         nb = nbformat.read(path, as_version=4)
         resources = {"nbgrader": {"notebook": name, "assignment": sub.assignment, "student": sub.student,
                                   "db_url": config.db_url}}
-        for pp in (ClearOutput, DeduplicateIds, OverwriteKernelspec, OverwriteCells):
+        for pp in (ClearOutput, DeduplicateIds, OverwriteKernelspec, grading.RestoreCells):
             nb, resources = pp(parent=api).preprocess(nb, resources)
         key = grading.notebook_key(nb, config.seed)
         graded, summary = grading.grade_notebook(nb, sub.assignment, settings)
