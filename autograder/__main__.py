@@ -38,6 +38,8 @@ def main(argv=None) -> int:
                    help="with --isolation none: grade without a sandbox (only for code you trust)")
     g.add_argument("--cell-timeout", type=float, default=30.0)
     g.add_argument("--wall-clock", type=float, default=120.0)
+    g.add_argument("--memory", type=int, default=sandbox.Limits.memory // 2**20,
+                   help="MiB of address space per notebook (default: %(default)s)")
     g.add_argument("--seed", type=int, help="secret seed (default: one per output folder, kept in OUT/seed)")
     sub.add_parser("isolation", help="print the isolation mode this machine supports")
     args = parser.parse_args(argv)
@@ -56,7 +58,8 @@ def main(argv=None) -> int:
     if args.roster:
         with open(args.roster, newline="") as f:
             roster = {row["student"].strip() for row in csv.DictReader(f)}
-    limits = sandbox.Limits(cell_timeout=args.cell_timeout, wall_clock=args.wall_clock)
+    limits = sandbox.Limits(cell_timeout=args.cell_timeout, wall_clock=args.wall_clock,
+                            memory=args.memory * 2**20)
     try:
         pipeline.grade(args.inbox, out=args.out, assignment=args.assignment, roster=roster,
                        workers=args.workers, seed=args.seed, isolation=args.isolation,

@@ -190,11 +190,11 @@ def {name}(*args, **kwargs):
 """, "answer"),
     "snoop": ("""
 import os
-SECRETS = ("gradebook.db", "seed", "grades.csv", "rows.json", "report.html", "plan.json", "HEAD",
-           "nbgrader_config.py", "result.jsonl", "rules.py", "digits.py")
+SECRETS = ("gradebook.db", "seed", "grades.csv", "rows.json", ".batch.lock", "plan.json", "result.jsonl",
+           "nbgrader_config.py", "sgd.md", "capstone.md", "optim.py", "digits.py")
 seen = [os.path.join(d, f) for d, _, files in os.walk("/")
         if not d.startswith(("/proc", "/sys", "/dev")) for f in files
-        if f in SECRETS or f.endswith((".ipynb", ".db")) or f.startswith(("sgd", "momentum", "adam", "capstone"))]
+        if f in SECRETS or f.endswith(".ipynb") or f.startswith("job-")]
 print("files of the grader's found:", len(seen), seen[:5])
 for path in ("/var/tmp", "/root", "/home", "/work", os.path.expanduser("~"), "/etc"):
     print(path, "->", sorted(os.listdir(path))[:5] if os.path.isdir(path) else "absent")
@@ -353,6 +353,10 @@ def expected_scores(assignment: str, case: dict, seed: int) -> dict[str, float]:
             exec(compile(cell.source, "<setup>", "exec"), shared)  # noqa: S102 - our own cell
     for problem in problems:
         shared[problem] = answer_function(problem)
+    for problem in verdicts:  # hangs, crashes, runs out of memory: fails whatever test calls it
+        def broken(*args, **kwargs):
+            raise RuntimeError("the misbehaving answer")
+        shared[problem] = broken
 
     totals, current = {}, None
     for cell in source.cells:

@@ -47,6 +47,7 @@ warnings.filterwarnings("ignore", message=r"Object of type <\w+> not in session"
 HIDDEN = re.compile(r"### BEGIN HIDDEN TESTS\n(.*?)### END HIDDEN TESTS", re.S)
 GRADE_CALL = re.compile(r'grade\("(\w+)"')
 MAX_RESTARTS = 3
+CELL_GRACE = 2.0  # seconds past a cell's limit before the grader stops the notebook itself
 
 
 class SandboxError(RuntimeError):
@@ -163,6 +164,8 @@ class Session:
     def __init__(self, settings: "Settings"):
         self.settings = settings
         self.deadline = time.monotonic() + settings.limits.wall_clock
+        self.cell_deadline: float | None = None  # set while a cell runs: a cell deaf to its timer
+        # (signals ignored) is stopped from here, a little after the runner's own timer
         self.process = sandbox.Process(sandbox.python_argv("autograder.runner", settings.isolation), slot=settings.slot,
                                        mode=settings.isolation, limits=settings.limits)
         self.reader = wire.Reader(self.process.stdout, trusted=False)
@@ -174,14 +177,17 @@ class Session:
         except (BrokenPipeError, OSError):
             raise wire.Closed() from None
 
+    def _deadline(self) -> float:
+        return min(self.deadline, self.cell_deadline or self.deadline)
+
     def read(self) -> dict:
         if self.pending:
             return self.pending.pop(0)
-        return self.reader.read(self.deadline)
+        return self.reader.read(self._deadline())
 
     def call(self, kwargs: dict) -> dict:
         self.send({"op": "call", "data": kwargs})
-        message = self.reader.read(self.deadline)
+        message = self.reader.read(self._deadline())
         if message.get("op") != "return":
             self.pending.append(message)  # e.g. the cell's record after its timer fired
             return {"error": "TimeoutError: the cell stopped before this call returned"}
@@ -221,6 +227,7 @@ def _run_once(plan: dict, settings: "Settings", problems: dict) -> tuple[dict, s
                 continue
             if message.get("started") is True:
                 started.add(cell_id)
+                session.cell_deadline = time.monotonic() + settings.limits.cell_timeout + CELL_GRACE
             elif "serve" in message:
                 problem = problems.get(message["serve"])
                 if problem is None:
@@ -233,6 +240,7 @@ def _run_once(plan: dict, settings: "Settings", problems: dict) -> tuple[dict, s
             elif "role" in message:
                 data = message.get("data") if isinstance(message.get("data"), dict) else {}
                 calls = data.get("calls") if isinstance(data.get("calls"), dict) else {}
+                session.cell_deadline = None
                 records[cell_id] = {"id": cell_id, "role": message["role"],
                                     "stdout": str(message.get("stdout") or "")[:runner_cap()],
                                     "error": str(message["error"])[:500] if message.get("error") else None,
@@ -241,6 +249,7 @@ def _run_once(plan: dict, settings: "Settings", problems: dict) -> tuple[dict, s
                     records[cell_id]["transcript"] = transcripts.pop(cell_id)
     except wire.TimedOut:
         what["timed_out"] = True
+        what["cell_timed_out"] = session.cell_deadline is not None and time.monotonic() < session.deadline
     except wire.Closed:
         what["crashed"] = True
     except wire.WireError as exc:
@@ -281,7 +290,10 @@ def run_in_sandbox(plan: dict, settings: Settings, problems: dict | None = None)
         if done:
             break
         hung = started - set(records)  # started but never reported: where it stopped
-        if what["timed_out"]:
+        if what.get("cell_timed_out"):
+            notes.append(f"a cell ran past its {settings.limits.cell_timeout:g} s limit without stopping "
+                         f"(it ignored the interrupt), so the notebook was stopped (all its processes killed)")
+        elif what["timed_out"]:
             notes.append(f"the notebook ran past its {settings.limits.wall_clock:g} s limit and was "
                          f"stopped (all its processes killed)")
         elif what["corrupt"]:

@@ -30,6 +30,7 @@ import multiprocessing
 import os
 import re
 import shutil
+import signal
 import sys
 import tempfile
 import time
@@ -196,8 +197,20 @@ ENVIRONMENT = "environment failure"
 _worker: dict = {}
 
 
+def _die_with_parent() -> None:
+    """SIGKILL this worker when its parent (the forkserver, which ends with the grader) dies:
+    with bubblewrap's --die-with-parent, a kill -9 of the grader takes every sandbox along."""
+    import ctypes
+
+    PR_SET_PDEATHSIG = 1
+    ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+    if os.getppid() == 1:  # the parent is already gone
+        os._exit(1)
+
+
 def _init_worker(config: Config, slots) -> None:
     """Runs once per worker process: a sandbox slot and a configured NbGraderAPI."""
+    _die_with_parent()
     _worker["slot"] = slots.get()
     _worker["config"] = config
     os.environ[grading.core.SEED_ENV] = str(config.seed)
@@ -487,7 +500,7 @@ def _grade_locked(inbox, out, assignment, roster, workers, seed, isolation, db_u
         progress = Progress(len(todo), "grading")
         if todo:
             ctx = multiprocessing.get_context("forkserver")
-            slots = ctx.Manager().Queue()
+            slots = ctx.Queue()
             for slot in range(workers):
                 slots.put(slot)
             with ProcessPoolExecutor(max_workers=workers, mp_context=ctx, initializer=_init_worker,

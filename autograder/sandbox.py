@@ -51,6 +51,7 @@ USER_PREFIX = "descent-sandbox-"
 LIB = "/opt/descent/lib"
 SITE = "/opt/descent/site"
 HOME = "/tmp"
+SANDBOX_UID = 1000  # the uid student code sees; outside it is the sandbox user (or the grader)
 # The runner's own code: the only project files a sandbox sees.
 RUNNER_FILES = {"autograder/runner.py": ROOT / "autograder" / "runner.py",
                 "autograder/wire.py": ROOT / "autograder" / "wire.py",
@@ -169,7 +170,8 @@ def _bwrap_args(binds: list[tuple[str, str]], limits: Limits, env: dict) -> list
     # --as-pid-1: no bwrap reaper inside, whose capabilities a ptrace could borrow; the runner
     # is the PID namespace's init, so the namespace (every process in it) ends with it.
     args = ["bwrap", "--unshare-all", "--unshare-user", "--disable-userns", "--die-with-parent",
-            "--as-pid-1", "--new-session", "--cap-drop", "ALL", "--hostname", "sandbox", "--clearenv"]
+            "--as-pid-1", "--new-session", "--cap-drop", "ALL", "--hostname", "sandbox", "--clearenv",
+            "--uid", str(SANDBOX_UID), "--gid", str(SANDBOX_UID)]  # never uid 0, even inside
     for source, dest in binds:
         args += ["--ro-bind", source, dest]
     for link in ("bin", "lib", "lib64", "sbin"):  # Debian's merged /usr
@@ -216,7 +218,7 @@ def command(argv: list[str], *, slot: int, mode: str, limits: Limits, env: dict)
 
 
 def environment() -> dict:
-    return {"PATH": "/usr/bin:/bin", "HOME": HOME, "LANG": "C.UTF-8", "PYTHONDONTWRITEBYTECODE": "1",
+    return {"PATH": "/usr/bin:/bin", "HOME": HOME, "USER": "student", "LOGNAME": "student", "LANG": "C.UTF-8", "PYTHONDONTWRITEBYTECODE": "1",
             "MPLCONFIGDIR": f"{HOME}/.matplotlib", "MPLBACKEND": "Agg", "OPENBLAS_NUM_THREADS": "1",
             "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
 

@@ -1,32 +1,37 @@
-"""The grading pipeline on the demo corpus: exact scores, named mistakes, isolation,
-nothing lost (idempotent re-runs, resume after kill -9), LMS zips, both sandboxes."""
+"""The grading pipeline on the demo corpus: exact scores, named mistakes, every attack denied,
+nothing lost (idempotent re-runs, resume after kill -9, no process outliving its grader), one
+batch per course folder, environment failures that are never grades, LMS zips, bad input."""
 
 from __future__ import annotations
 
 import csv
 import json
 import os
+import re
 import shutil
 import signal
-import sqlite3
 import subprocess
 import sys
 import time
+import zipfile
 from pathlib import Path
 
+import nbformat
 import pytest
 
 from autograder import demo, sandbox
 
 ROOT = Path(__file__).resolve().parents[1]
 SEED = 20261123
-ARGS = ["--workers", "2", "--wall-clock", "30", "--cell-timeout", "10", "--seed", str(SEED)]
+ARGS = ["--workers", "2", "--wall-clock", "40", "--cell-timeout", "8", "--seed", str(SEED)]
 SUBMISSIONS = demo.DEMO / "submissions"
+ASSIGNMENTS = sorted(demo.corpus()["correct"])
+MODE = sandbox.detect()
 
 
-def run_grader(inbox, out, *extra, check=True):
+def run_grader(inbox, out, *extra, check=True, args=ARGS, **kwargs):
     result = subprocess.run([sys.executable, "-m", "autograder", "grade", str(inbox), "--out", str(out),
-                             *ARGS, *extra], capture_output=True, text=True, cwd=ROOT)
+                             *args, *extra], capture_output=True, text=True, cwd=ROOT, **kwargs)
     if check:
         assert result.returncode == 0, result.stderr[-3000:]
     return result
@@ -36,46 +41,73 @@ def rows_of(out: Path) -> dict:
     return {(r["student"], r["assignment"]): r for r in json.loads((out / "rows.json").read_text())}
 
 
-def slice_inbox(tmp: Path, students: list[str], assignment: str = "01_sgd") -> Path:
-    inbox = tmp / "inbox"
+def slice_inbox(tmp: Path, students: list[str], assignment: str = "01_sgd", name: str = "inbox") -> Path:
+    inbox = tmp / name
     for student in students:
         shutil.copytree(SUBMISSIONS / student / assignment, inbox / student / assignment)
     return inbox
+
+
+def expected(student: str, assignment: str) -> dict:
+    return demo.expected_scores(assignment, demo.corpus()[student][assignment], SEED)
+
+
+def answer_output(out: Path, student: str, assignment: str) -> str:
+    """What the first answer cell printed (the bad behaviours' own reports), from the autograded notebook."""
+    name = demo.corpus()[student][assignment]["notebook"]
+    nb = nbformat.read(out / "autograded" / student / assignment / f"{name}.ipynb", as_version=4)
+    problem = demo.first_problem(assignment)
+    (cell,) = [c for c in nb.cells if c.metadata.get("nbgrader", {}).get("grade_id") == problem]
+    return "".join(o.get("text", "") for o in cell.outputs)
+
+
+def sandbox_processes() -> list[str]:
+    """Processes of the sandbox users, and any runner of a sandbox (the userns mode's are the grader's uid)."""
+    found = subprocess.run(["pgrep", "-a", "-u", ",".join(f"{sandbox.USER_PREFIX}{i}" for i in range(8))],
+                           capture_output=True, text=True).stdout.splitlines()
+    found += subprocess.run(["pgrep", "-a", "-f", "runpy.run_module..autograder.runner"],
+                            capture_output=True, text=True).stdout.splitlines()
+    return [line for line in found if "pgrep" not in line]
+
+
+def wait_for_no_sandbox(seconds: float) -> list[str]:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline and sandbox_processes():
+        time.sleep(0.2)
+    return sandbox_processes()
 
 
 @pytest.fixture(scope="module")
 def corpus_run(tmp_path_factory):
     """The whole demo batch, graded once, as `make grade` does (plus a fixed seed)."""
     out = tmp_path_factory.mktemp("graded")
-    started = time.monotonic()
     result = run_grader(SUBMISSIONS, out, "--roster", str(demo.DEMO / "roster.csv"))
-    return out, result, time.monotonic() - started
+    return out, result
 
 
 def test_every_submission_ends_with_a_grade_row(corpus_run):
-    out, result, _ = corpus_run
+    out, result = corpus_run
     rows = rows_of(out)
     submitted = {(p.parent.parent.name, p.parent.name) for p in SUBMISSIONS.glob("*/*/*.ipynb")}
-    assert set(rows) == submitted
+    assert set(rows) == submitted and len(submitted) >= 8 * 15
     assert all(r["status"] == "graded" for r in rows.values()), \
         [(k, r["reason"]) for k, r in rows.items() if r["status"] != "graded"]
     with open(out / "grades.csv", newline="") as f:
         assert len(list(csv.DictReader(f))) == len(submitted)
-    assert "isolation: user" in result.stderr or "isolation: userns" in result.stderr
+    assert f"isolation: {MODE}" in result.stderr and MODE in ("user", "userns")
 
 
 @pytest.mark.parametrize("student,assignment", sorted(
     (s, a) for s, cases in demo.corpus().items() for a in cases))
 def test_scores_match_the_oracle_for_every_problem(corpus_run, student, assignment):
-    out, _, _ = corpus_run
-    expected = demo.expected_scores(assignment, demo.corpus()[student][assignment], SEED)
+    out, _ = corpus_run
     got = rows_of(out)[(student, assignment)]["scores"]
-    for problem, points in expected.items():
+    for problem, points in expected(student, assignment).items():
         assert got.get(problem) == pytest.approx(points, abs=1e-9), (problem, got)
 
 
 def test_every_named_mistake_appears_in_its_feedback(corpus_run):
-    out, _, _ = corpus_run
+    out, _ = corpus_run
     checked = 0
     for student, cases in demo.corpus().items():
         for assignment, case in cases.items():
@@ -88,69 +120,190 @@ def test_every_named_mistake_appears_in_its_feedback(corpus_run):
     assert checked >= 10
 
 
-def snoop_output(out: Path) -> str:
-    """What the snooping answer cell printed, from the autograded notebook."""
-    import nbformat
+@pytest.mark.parametrize("assignment", ASSIGNMENTS)
+def test_no_namespace_escape_works(corpus_run, assignment):
+    """umount, remount read-write, mount, setns, a new user or mount namespace, ptrace, chroot,
+    writing the filesystem: each denied, in every assignment (the score is the answer's own)."""
+    printed = answer_output(corpus_run[0], "escape", assignment)
+    assert printed.count("-> denied") == 10 and "ALLOWED" not in printed, printed
 
-    nb = nbformat.read(out / "autograded" / "snoop" / "01_sgd" / "sgd.ipynb", as_version=4)
-    (cell,) = [c for c in nb.cells if c.metadata.get("nbgrader", {}).get("grade_id") == "sgd_step"]
-    return "".join(o.get("text", "") for o in cell.outputs)
+
+@pytest.mark.parametrize("assignment", ASSIGNMENTS)
+def test_the_reference_is_out_of_reach(corpus_run, assignment):
+    """import, importlib, sys.modules, the checks module, its source files, gc: no route finds the
+    reference; the answer then falls back to a known mistake and scores exactly that (oracle test)."""
+    printed = answer_output(corpus_run[0], "reference", assignment)
+    if assignment != "08_capstone" or printed:  # the capstone's stub raises before any route is tried
+        assert printed.count("-> not found") == 6 and "FOUND" not in printed, printed
 
 
-def test_the_snooping_submission_read_and_wrote_nothing(corpus_run):
-    out, result, _ = corpus_run
-    printed = snoop_output(out)
-    assert printed.count("-> denied") == 3, printed  # solutions/, .git/HEAD, the gradebook
-    assert "-> written" not in printed and "solutions/01_sgd/sgd.md ->" in printed
-    with sqlite3.connect(out / "gradebook.db") as db:
-        assert db.execute("select count(*) from grade where manual_score = 100").fetchone()[0] == 0
-    assert "snoop: not in the roster" in result.stderr
+@pytest.mark.parametrize("assignment", ASSIGNMENTS)
+def test_nothing_of_the_graders_is_visible(corpus_run, assignment):
+    """No gradebook, seed, inbox, notebook, job folder or earlier batch anywhere in the sandbox."""
+    printed = answer_output(corpus_run[0], "snoop", assignment)
+    assert "files of the grader's found: 0 []" in printed, printed
+    for path in ("/var/tmp", "/home", "/work", "/etc", str(ROOT), str(corpus_run[0])):
+        if path.count("/") == 1:
+            assert f"{path} -> absent" in printed, printed
+
+
+@pytest.mark.parametrize("assignment", ASSIGNMENTS)
+def test_the_disk_is_capped_per_job(corpus_run, assignment):
+    printed = answer_output(corpus_run[0], "disk", assignment)
+    count = int(re.search(r"disk full after (\d+) files", printed).group(1))
+    assert count * 65536 <= sandbox.Limits().disk
 
 
 def test_no_process_outlives_its_submission(corpus_run):
-    leftovers = subprocess.run(["pgrep", "-u", ",".join(f"{sandbox.USER_PREFIX}{i}" for i in range(8))],
-                               capture_output=True, text=True)
-    assert leftovers.stdout.strip() == "", f"processes left behind: {leftovers.stdout}"
+    assert wait_for_no_sandbox(5) == []
 
 
 def test_the_report_has_plots_and_the_named_mistakes(corpus_run):
-    out, _, _ = corpus_run
+    out, _ = corpus_run
     report = (out / "report.html").read_text()
     assert report.count("<img") >= 2 and "Most common named mistakes" in report
-    assert "could not grade" in report.lower()
 
 
-def test_rerunning_is_idempotent(corpus_run, tmp_path):
-    out, _, _ = corpus_run
+def test_rerunning_is_idempotent(corpus_run):
+    out, _ = corpus_run
     before = (out / "grades.csv").read_text()
     result = run_grader(SUBMISSIONS, out, "--roster", str(demo.DEMO / "roster.csv"))
     assert "0 to grade" in result.stderr
     assert (out / "grades.csv").read_text() == before
 
 
+def test_the_course_folder_and_its_seed_are_the_graders_alone(corpus_run):
+    out, _ = corpus_run
+    assert (out / "seed").stat().st_mode & 0o077 == 0 and (out.stat().st_mode & 0o077) == 0
+
+
+def test_without_a_sandbox_the_reference_attack_would_work(tmp_path):
+    """Negative control for the routes above: refused unless asked for explicitly, and then the same
+    'reference' answer reaches optimkit and scores full marks, so those checks can fail."""
+    inbox = slice_inbox(tmp_path, ["reference"])
+    refused = run_grader(inbox, tmp_path / "refused", "--isolation", "none", check=False)
+    assert refused.returncode == 3 and "--allow-unsandboxed" in refused.stderr
+    assert not (tmp_path / "refused" / "state").exists()
+    run_grader(inbox, tmp_path / "out", "--isolation", "none", "--allow-unsandboxed")
+    row = rows_of(tmp_path / "out")[("reference", "01_sgd")]
+    assert row["scores"]["sgd_step"] == 4.0 > expected("reference", "01_sgd")["sgd_step"]
+
+
+# --- kill -9 ---------------------------------------------------------------------------------------
+
+def start_batch(inbox, out, *extra):
+    return subprocess.Popen([sys.executable, "-m", "autograder", "grade", str(inbox), "--out", str(out),
+                             *ARGS, *extra], cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                            start_new_session=True)
+
+
+def wait_until(condition, seconds=120):
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if condition():
+            return True
+        time.sleep(0.1)
+    return False
+
+
 def test_a_killed_batch_resumes_without_losing_or_duplicating(tmp_path):
-    inbox = slice_inbox(tmp_path, ["correct", "mistakes-1", "mistakes-2", "tamper", "fork", "memory"])
+    import sqlite3
+
+    students = ["correct", "mistakes-1", "mistakes-2", "tamper", "fork", "loop", "memory"]
+    inbox = slice_inbox(tmp_path, students)
     out = tmp_path / "out"
-    process = subprocess.Popen([sys.executable, "-m", "autograder", "grade", str(inbox), "--out", str(out), *ARGS],
-                               cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
-    deadline = time.monotonic() + 300
-    while time.monotonic() < deadline and len(list((out / "state").glob("*/*.json"))) < 2:
-        time.sleep(0.2)
+    process = start_batch(inbox, out)
+    assert wait_until(lambda: len(list((out / "state").glob("*/*.json"))) >= 2 and sandbox_processes())
     os.killpg(process.pid, signal.SIGKILL)  # kill -9 the whole batch mid-way
     process.wait()
+    assert wait_for_no_sandbox(3) == []
     done_before = len(list((out / "state").glob("*/*.json")))
-    assert 0 < done_before < 6
+    assert 0 < done_before < len(students)
     result = run_grader(inbox, out)
     assert f"{done_before} already graded" in result.stderr
     rows = rows_of(out)
-    assert len(rows) == 6
+    assert len(rows) == len(students)
     for (student, assignment), row in rows.items():
-        expected = demo.expected_scores(assignment, demo.corpus()[student][assignment], SEED)
-        assert row["scores"] == pytest.approx(expected), student
+        assert row["scores"] == pytest.approx(expected(student, assignment)), student
     with sqlite3.connect(out / "gradebook.db") as db:
         per_student = db.execute("select student_id, count(*) from submitted_assignment group by student_id").fetchall()
     assert sorted(per_student) == sorted((s, 1) for s, _ in rows)
 
+
+def test_killing_the_grader_alone_kills_its_sandboxes(tmp_path):
+    """kill -9 of the main process only (not its group): the forkserver ends, the workers die
+    with it (PR_SET_PDEATHSIG), and bubblewrap's --die-with-parent takes the student code along."""
+    inbox = slice_inbox(tmp_path, ["loop"])
+    process = start_batch(inbox, tmp_path / "out")
+    assert wait_until(lambda: bool(sandbox_processes()))
+    os.kill(process.pid, signal.SIGKILL)
+    process.wait()
+    assert wait_for_no_sandbox(5) == [], "a signal-ignoring loop outlived its grader"
+
+
+def test_killing_one_worker_loses_nothing(tmp_path):
+    inbox = slice_inbox(tmp_path, ["loop", "correct", "mistakes-1"])
+    out = tmp_path / "out"
+    process = start_batch(inbox, out, "--workers", "1")
+    assert wait_until(lambda: bool(sandbox_processes()))
+    def parent(pid: int) -> int:
+        return int(Path(f"/proc/{pid}/status").read_text().split("PPid:")[1].split()[0])
+
+    worker = int(sandbox_processes()[0].split()[0])
+    while any(word in Path(f"/proc/{worker}/cmdline").read_text(errors="replace") for word in ("bwrap", "runpy")):
+        worker = parent(worker)  # up from the runner and bubblewrap to the worker that started them
+    os.kill(worker, signal.SIGKILL)
+    assert wait_for_no_sandbox(5) == []
+    process.wait(timeout=120)
+    rows = rows_of(out)
+    assert all(r["status"] != "graded" and not r["final"] for r in rows.values() if r["status"] != "graded")
+    run_grader(inbox, out)
+    rows = rows_of(out)
+    assert {r["status"] for r in rows.values()} == {"graded"}
+    for (student, assignment), row in rows.items():
+        assert row["scores"] == pytest.approx(expected(student, assignment)), student
+
+
+# --- one writer per course folder ----------------------------------------------------------------
+
+def test_a_second_batch_on_the_same_folder_is_told_it_is_busy(tmp_path):
+    out = tmp_path / "out"
+    first = start_batch(slice_inbox(tmp_path, ["loop", "correct"], name="a"), out)
+    assert wait_until(lambda: (out / ".batch.lock").exists() and (out / ".batch.lock").read_text().strip())
+    second = run_grader(slice_inbox(tmp_path, ["mistakes-1", "mistakes-2"], name="b"), out, check=False)
+    assert second.returncode == 75 and "being graded by another batch" in second.stderr
+    assert first.wait(timeout=300) == 0, first.stderr.read()[-2000:]
+    run_grader(tmp_path / "b", out)
+    rows = rows_of(out)
+    assert set(rows) == {(s, "01_sgd") for s in ("loop", "correct", "mistakes-1", "mistakes-2")}
+    with open(out / "grades.csv", newline="") as f:  # the CSV holds both batches
+        assert {r["student"] for r in csv.DictReader(f)} == {"loop", "correct", "mistakes-1", "mistakes-2"}
+
+
+# --- environment failures --------------------------------------------------------------------------
+
+def test_no_bubblewrap_stops_before_grading_and_records_nothing(tmp_path):
+    inbox = slice_inbox(tmp_path, ["correct"])
+    out = tmp_path / "out"
+    bare = {**os.environ, "PATH": str(Path(sys.executable).parent)}  # no bwrap, unshare or setpriv
+    result = run_grader(inbox, out, check=False, env=bare)
+    assert result.returncode == 3 and "apt-get install bubblewrap" in result.stderr, result.stderr[-2000:]
+    assert not (out / "state").exists()
+
+
+def test_a_sandbox_that_cannot_start_is_not_a_grade(tmp_path):
+    """A limit too small for Python to start: the batch stops with the reason, exits 3, caches
+    nothing; the same command with a sane limit grades everything."""
+    inbox = slice_inbox(tmp_path, ["correct", "mistakes-1", "mistakes-2"])
+    out = tmp_path / "out"
+    result = run_grader(inbox, out, "--memory", "30", check=False)
+    assert result.returncode == 3 and "the sandbox did not start" in result.stderr, result.stderr[-2000:]
+    assert list((out / "state").glob("*/*.json")) == []
+    run_grader(inbox, out)
+    assert {r["status"] for r in rows_of(out).values()} == {"graded"}
+
+
+# --- every input gets a row or a message --------------------------------------------------------------
 
 def test_an_lms_zip_reports_duplicates_and_grades_the_latest(tmp_path):
     out = tmp_path / "out"
@@ -161,28 +314,61 @@ def test_an_lms_zip_reports_duplicates_and_grades_the_latest(tmp_path):
     assert "duplicate" in result.stderr and "sgd-1.ipynb" in result.stderr
 
 
-def test_unreadable_and_misplaced_submissions_get_a_reason(tmp_path):
+def test_bad_inputs_each_get_a_row_or_a_message(tmp_path):
     inbox = slice_inbox(tmp_path, ["correct"])
     (inbox / "broken" / "01_sgd").mkdir(parents=True)
     (inbox / "broken" / "01_sgd" / "sgd.ipynb").write_text("{ this is not json")
     (inbox / "lost" / "99_unknown").mkdir(parents=True)
     (inbox / "lost" / "99_unknown" / "x.ipynb").write_text("{}")
+    (inbox / "empty" / "01_sgd").mkdir(parents=True)
+    (inbox / "huge" / "01_sgd").mkdir(parents=True)
+    big = nbformat.read(SUBMISSIONS / "correct" / "01_sgd" / "sgd.ipynb", as_version=4)
+    big.cells[0].outputs = [nbformat.v4.new_output("stream", text="x" * (21 * 2**20))] \
+        if big.cells[0].cell_type == "code" else []
+    big.metadata["padding"] = "x" * (21 * 2**20)
+    nbformat.write(big, inbox / "huge" / "01_sgd" / "sgd.ipynb")
+    (inbox / "stray.txt").write_text("not a submission")
     out = tmp_path / "out"
-    run_grader(inbox, out)
+    result = run_grader(inbox, out, "--roster", str(demo.DEMO / "roster.csv"))
     rows = rows_of(out)
     assert rows[("correct", "01_sgd")]["status"] == "graded"
     assert "not a valid Jupyter notebook" in rows[("broken", "01_sgd")]["reason"]
     assert "unknown assignment" in rows[("lost", "99_unknown")]["reason"]
+    assert "folder is empty" in rows[("empty", "01_sgd")]["reason"]
+    assert "MiB limit" in rows[("huge", "01_sgd")]["reason"]
+    assert "stray.txt: not a <student>/<assignment>/ folder" in result.stderr
+    assert "broken: not in the roster" in result.stderr
 
+
+def test_a_file_that_is_not_a_zip_is_refused_clearly(tmp_path):
+    bogus = tmp_path / "grades.zip"
+    bogus.write_text("this is not a zip")
+    result = run_grader(bogus, tmp_path / "out", "--assignment", "01_sgd", check=False)
+    assert result.returncode == 2 and "is a file but not a zip archive" in result.stderr
+
+
+# --- the modes ----------------------------------------------------------------------------------------
 
 def test_the_user_namespace_sandbox_gives_the_same_grades(tmp_path):
-    """The non-root path (user namespaces), forced here even when the grader is root."""
-    inbox = slice_inbox(tmp_path, ["correct", "snoop", "tamper"])
+    """The non-root sandbox (the grader's own uid in a user namespace), forced here from root."""
+    students = ["correct", "snoop", "tamper", "escape", "reference"]
+    inbox = tmp_path / "inbox"
+    for student in students:
+        for assignment in ("01_sgd", "04_adam"):
+            shutil.copytree(SUBMISSIONS / student / assignment, inbox / student / assignment)
     out = tmp_path / "out"
     result = run_grader(inbox, out, "--isolation", "userns")
     assert "isolation: userns" in result.stderr
     for (student, assignment), row in rows_of(out).items():
-        expected = demo.expected_scores(assignment, demo.corpus()[student][assignment], SEED)
-        assert row["scores"] == pytest.approx(expected), student
-    printed = snoop_output(out)
-    assert "-> denied" in printed and "-> written" not in printed
+        assert row["scores"] == pytest.approx(expected(student, assignment)), student
+    for assignment in ("01_sgd", "04_adam"):
+        assert "ALLOWED" not in answer_output(out, "escape", assignment)
+        assert "FOUND" not in answer_output(out, "reference", assignment)
+
+
+def test_isolation_says_what_is_in_force():
+    result = subprocess.run([sys.executable, "-m", "autograder", "isolation"], capture_output=True, text=True,
+                            cwd=ROOT)
+    assert result.returncode == 0 and result.stdout.strip() == MODE
+    assert "no capabilities" in result.stderr and "/opt/descent/site" in result.stderr
+    assert str(ROOT) not in result.stderr  # the repository is not among the mounts
