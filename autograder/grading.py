@@ -1,20 +1,21 @@
 """Grade one notebook: run it in the sandbox, decide every score in this process.
 
-The sandbox (autograder.runner) only reports what the student's code did. Here:
+The sandbox (autograder.runner, behind autograder.sandbox) only runs the student's code. Here:
 
+* hidden checks: the drive runs in this process with the secret seed, and calls the
+  student's function in the sandbox one call at a time over a pipe (:class:`RemoteFunction`);
+  the transcript is judged against optimkit here. The sandbox never holds the seed, the
+  drives, the references or optimkit;
 * visible test cells are re-run in this process against replay stubs that hand back the
   outputs the student's functions recorded (inputs checked call by call), so a test
   passes only if the recorded outputs really pass it: tampering with NumPy or
   ``assert`` inside the sandbox changes nothing here;
-* hidden checks: the transcript is replayed against this process's own drive
-  (secret inputs verified) and judged against optimkit;
-* answers that mention optimkit or torch score zero for that problem (source scan here,
-  plus the sandbox's own block).
+* answers that mention optimkit or torch score zero for that problem (a source scan).
 
 The result is written into the notebook as cell outputs that nbgrader's own
 ``SaveAutoGrades`` turns into grades, so the gradebook, feedback and exports are
 nbgrader's. :class:`SandboxExecute` plugs this into ``nbgrader autograde`` in place of
-its kernel-based ``Execute``.
+its kernel-based ``Execute``; :class:`RestoreCells` replaces its ``OverwriteCells``.
 """
 
 from __future__ import annotations
@@ -24,7 +25,6 @@ import io
 import json
 import os
 import re
-import shutil
 import sys
 import time
 import tokenize
@@ -47,6 +47,7 @@ warnings.filterwarnings("ignore", message=r"Object of type <\w+> not in session"
 HIDDEN = re.compile(r"### BEGIN HIDDEN TESTS\n(.*?)### END HIDDEN TESTS", re.S)
 GRADE_CALL = re.compile(r'grade\("(\w+)"')
 MAX_RESTARTS = 3
+OUTPUT_CAP = 20_000  # characters of a cell's output kept (the runner caps it too)
 CELL_GRACE = 2.0  # seconds past a cell's limit before the grader stops the notebook itself
 
 
@@ -242,7 +243,7 @@ def _run_once(plan: dict, settings: "Settings", problems: dict) -> tuple[dict, s
                 calls = data.get("calls") if isinstance(data.get("calls"), dict) else {}
                 session.cell_deadline = None
                 records[cell_id] = {"id": cell_id, "role": message["role"],
-                                    "stdout": str(message.get("stdout") or "")[:runner_cap()],
+                                    "stdout": str(message.get("stdout") or "")[:OUTPUT_CAP],
                                     "error": str(message["error"])[:500] if message.get("error") else None,
                                     "calls": {str(k): _calls(v) for k, v in calls.items()}}
                 if cell_id in transcripts:
@@ -259,10 +260,6 @@ def _run_once(plan: dict, settings: "Settings", problems: dict) -> tuple[dict, s
     what["returncode"] = session.process.popen.returncode
     what["log"] = session.process.log_tail
     return records, started, done, what
-
-
-def runner_cap() -> int:
-    return 20_000
 
 
 def _calls(raw) -> list:

@@ -24,7 +24,6 @@ import contextlib
 import csv
 import fcntl
 import hashlib
-import io
 import json
 import multiprocessing
 import os

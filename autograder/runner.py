@@ -25,7 +25,6 @@ import io
 import os
 import re
 import signal
-import sys
 import traceback
 import types
 
@@ -98,7 +97,7 @@ def main() -> int:
     def send(message, handles=None):
         wire.send(channel, message, handles)
 
-    import numpy as np  # noqa: F401 - loaded once, before any student cell
+    import numpy  # noqa: F401 - loaded once, before any student cell
     from IPython.core.interactiveshell import InteractiveShell
 
     shell = InteractiveShell.instance(colors="NoColor")

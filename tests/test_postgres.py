@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from autograder import demo
-from test_pipeline import ROOT, SEED, rows_of, run_grader, slice_inbox
+from test_pipeline import SEED, rows_of, run_grader, slice_inbox
 
 
 def _as_postgres(argv):

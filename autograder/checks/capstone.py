@@ -149,18 +149,8 @@ def _check_against_optimkit(seeds=(0, 1, 2)) -> None:
 # --- the drive ----------------------------------------------------------------------------------
 
 def _unrecorded(call):
-    """The student's function without the recorder (core.Recorder.fn), or None when ``call``
-    is the grader's replay of a transcript (core._Replay), which cannot run student code."""
-    return getattr(call, "fn", None)
-
-
-def _recorded_inputs(call):
-    """In the grader's replay: the (params, state) the next recorded call was made with."""
-    calls, index = getattr(call, "calls", []), getattr(call, "index", 0)
-    if index >= len(calls):
-        raise ProbeAbort("more calls than recorded")
-    inputs = calls[index].inputs
-    return inputs.get("params"), inputs.get("state")
+    """The student's function without the recorder (core.Recorder.fn)."""
+    return call.fn
 
 
 def _run_unrecorded(fn, **kwargs):
@@ -201,13 +191,9 @@ def _drive(call, rng):
     last = len(batches) - 1
     for step, idx in enumerate(batches):  # the loop of the notebook's train_digits
         if 0 < step < last:
-            if student is not None:
-                out = _run_unrecorded(student, params=params, grads=_grads(params, idx),
-                                      state=state, step=step)
-                params, state = _unpack(out, params)
+            out = _run_unrecorded(student, params=params, grads=_grads(params, idx), state=state, step=step)
+            params, state = _unpack(out, params)
             continue
-        if step == last and student is None:  # replaying: the weights the run reached, as recorded
-            params, state = _recorded_inputs(call)
         out = call(params=params, grads=_grads(params, idx), state=state, step=step)
         params, state = _unpack(out, params)
     params, state = [p.copy() for p in BOWL_START], None

@@ -10,8 +10,12 @@
   wrong variant the answer matches and where the book explains it.
 
 In plain nbgrader both run inside the student's kernel (the hidden test cell calls
-:func:`grade`). The grading pipeline runs only the probe in the sandbox and judges in
-its own process, so nothing decided in the student's kernel is trusted.
+:func:`grade`). The grading pipeline runs the drive in its own process and only the
+student's function in the sandbox, called over a pipe one call at a time
+(``autograder.grading.RemoteFunction``): the seed, the drives and the references never
+enter the sandbox, and nothing decided there is trusted. This module is mounted in the
+sandbox (the runner records visible tests with :class:`Recorder`), so it holds no
+reference and imports nothing but NumPy.
 """
 
 from __future__ import annotations
@@ -19,7 +23,6 @@ from __future__ import annotations
 import contextlib
 import importlib.abc
 import io
-import math
 import os
 import sys
 import types
@@ -347,26 +350,6 @@ class Verdict:
         return "\n".join([head] + [f"  {line}" for line in self.lines])
 
 
-class _Replay:
-    """Stands in for the student's function: checks each call's inputs against the
-    transcript and returns the recorded output."""
-
-    def __init__(self, transcript: Transcript):
-        self.calls, self.index, self.mismatch = transcript.calls, 0, None
-
-    def __call__(self, **kwargs):
-        if self.index >= len(self.calls):
-            raise ProbeAbort("more calls than recorded")
-        call = self.calls[self.index]
-        self.index += 1
-        if set(kwargs) != set(call.inputs) or not all(same_value(kwargs[k], call.inputs[k]) for k in kwargs):
-            self.mismatch = self.mismatch or f"call {self.index} was made with other inputs"
-            raise ProbeAbort(self.mismatch)
-        if call.error is not None:
-            raise ProbeAbort(call.error)
-        return copy_value(call.output)
-
-
 def same_value(a, b) -> bool:
     """Equal values (arrays by content, NaN equal to NaN)."""
     if isinstance(a, np.ndarray) or isinstance(b, np.ndarray):
@@ -376,37 +359,9 @@ def same_value(a, b) -> bool:
     return a == b or (a != a and b != b)  # NaN equals NaN here
 
 
-def verify(problem: Problem, transcript: Transcript, seed: int) -> str | None:
-    """Re-run the drive in this process against the recorded calls: None when every recorded
-    output answers the inputs this seed really draws, else what does not match."""
-    replay = _Replay(transcript)
-    for k in range(problem.seeds):
-        try:
-            problem.drive(replay, np.random.default_rng([seed, k]))
-        except ProbeAbort:
-            break
-        except Exception:  # noqa: BLE001 - recorded outputs the drive cannot use: ends as in the probe
-            break
-    if replay.mismatch:
-        return replay.mismatch
-    if replay.index != len(transcript.calls):
-        return f"{len(transcript.calls)} calls recorded, {replay.index} expected"
-    return None
-
-
-def judge(problem: Problem, transcript: Transcript, seed: int, *, verified: bool = True) -> Verdict:
-    """Compare a probe's transcript with the reference and the known wrong variants.
-
-    With ``verified=False`` the transcript came from an untrusted process: it is first
-    replayed against this process's own drive (:func:`verify`).
-    """
+def judge(problem: Problem, transcript: Transcript, seed: int) -> Verdict:
+    """Compare a transcript (driven in this process) with the reference and the known wrong variants."""
     P = problem.points
-    if not verified:
-        problem_with_it = verify(problem, transcript, seed)
-        if problem_with_it:
-            return Verdict(problem.name, P, 0.0, [
-                f"✗ the record of this check does not match its secret inputs ({problem_with_it}); "
-                f"it was not graded. Was the checking code changed from inside the notebook?"])
     if transcript.forbidden:
         return Verdict(problem.name, P, 0.0, [
             f"✗ your answer uses {transcript.forbidden}: this problem asks you to write the rule "
@@ -486,45 +441,3 @@ def grade(problem: Problem, fn: Callable, seed: int | None = None) -> float:
     verdict = judge(problem, probe(problem, fn, seed), seed)
     print(verdict.report())
     return verdict.score
-
-
-def transcript_to_json(transcript: Transcript):
-    """Plain data (lists, numbers, strings) for sending a transcript across a process boundary."""
-    def encode(value):
-        if isinstance(value, np.ndarray):
-            return {"__array__": value.tolist(), "dtype": str(value.dtype), "shape": list(value.shape)}
-        if isinstance(value, (list, tuple)):
-            return {"__seq__": [encode(v) for v in value], "tuple": isinstance(value, tuple)}
-        if isinstance(value, (np.floating, np.integer)):
-            return value.item()
-        if isinstance(value, float) and not math.isfinite(value):
-            return {"__float__": repr(value)}
-        if isinstance(value, (int, float, str, bool)) or value is None:
-            return value
-        return {"__repr__": repr(value)[:200]}
-    data = {"aborted": transcript.aborted, "forbidden": transcript.forbidden, "stdout": transcript.stdout}
-    data["calls"] = [{"output": encode(c.output), "error": c.error, "mutated": list(c.mutated),
-                      "inputs": {k: encode(v) for k, v in c.inputs.items()},
-                      "args": [encode(a) for a in c.args],
-                      "after": {k: encode(v) for k, v in c.after.items()}} for c in transcript.calls]
-    return data
-
-
-def transcript_from_json(data) -> Transcript:
-    def decode(value):
-        if isinstance(value, dict):
-            if "__array__" in value:
-                return np.array(value["__array__"], dtype=value["dtype"]).reshape(value["shape"])
-            if "__seq__" in value:
-                items = [decode(v) for v in value["__seq__"]]
-                return tuple(items) if value["tuple"] else items
-            if "__float__" in value:
-                return float(value["__float__"])
-            return value.get("__repr__")
-        return value
-    calls = [Call(output=decode(c["output"]), error=c["error"], mutated=list(c["mutated"]),
-                  inputs={k: decode(v) for k, v in c.get("inputs", {}).items()},
-                  args=[decode(a) for a in c.get("args", [])],
-                  after={k: decode(v) for k, v in c.get("after", {}).items()}) for c in data["calls"]]
-    return Transcript(calls=calls, aborted=data["aborted"], forbidden=data["forbidden"],
-                      stdout=data.get("stdout", ""))
