@@ -442,9 +442,18 @@ def grade(inbox: Path, *, out: Path, assignment: str | None = None, roster: set[
     say(f"isolation: {isolation}" + ("" if isolation != "none" else "\n" + sandbox.WARNING_NONE))
     out.mkdir(parents=True, exist_ok=True)
     os.chmod(out, 0o700)  # gradebook, seed and submissions: the grader's alone
+    _remove_legacy_jobs()
     with _exclusive(out):
         return _grade_locked(inbox, out, assignment, roster, workers, seed, isolation, db_url, limits,
                              allow_unsandboxed, say, quiet)
+
+
+def _remove_legacy_jobs(path: Path = Path("/var/tmp/descent-grading")) -> None:
+    """Earlier versions left job folders (plan and seed) here after a kill; today's sandbox keeps
+    nothing on disk. Remove ours."""
+    with contextlib.suppress(OSError):
+        if path.stat().st_uid == os.geteuid():
+            shutil.rmtree(path, ignore_errors=True)
 
 
 class Busy(RuntimeError):
