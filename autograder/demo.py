@@ -157,7 +157,7 @@ attempt("write /usr", lambda: write("/usr/owned"))
 attempt("write /", lambda: write("/owned"))
 """, "solution", "", "answer"),
     "reference": ("""
-import functools, gc, importlib, os, sys
+import functools, gc, glob, importlib, os, sys
 @functools.cache                          # every route, once
 def reach():
     routes = {
@@ -165,10 +165,9 @@ def reach():
         "importlib": lambda: importlib.import_module("".join(["op", "tim", "kit"])),
         "sys.modules": lambda: next(m for k, m in list(sys.modules.items()) if "kit" in k and "optim" in k),
         "checks module": lambda: importlib.import_module("autograder.checks." + "sgd"),
-        "source file": lambda: next(os.path.join(d, f) for d, _, files in os.walk("/")
-                                    if not d.startswith(("/proc", "/sys", "/dev"))
-                                    for f in files if os.path.basename(d) == "optimkit"
-                                    or f in ("sgd.py", "adam.py", "capstone.py")),
+        "source file": lambda: next(path for d in sys.path + ["/", "/*", "/*/*", "/*/*/*"]
+                                    for pattern in ("optimkit/*.py", "autograder/checks/sgd.py")
+                                    for path in glob.glob(os.path.join(d, pattern))),
         "gc": lambda: next(o for o in gc.get_objects() if callable(o)
                            and getattr(o, "__name__", "").endswith("_reference")),
     }

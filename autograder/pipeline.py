@@ -28,9 +28,11 @@ import json
 import multiprocessing
 import os
 import re
+import select
 import shutil
 import signal
 import sys
+import threading
 import tempfile
 import time
 import zipfile
@@ -196,20 +198,25 @@ ENVIRONMENT = "environment failure"
 _worker: dict = {}
 
 
-def _die_with_parent() -> None:
-    """SIGKILL this worker when its parent (the forkserver, which ends with the grader) dies:
-    with bubblewrap's --die-with-parent, a kill -9 of the grader takes every sandbox along."""
-    import ctypes
-
-    PR_SET_PDEATHSIG = 1
-    ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
-    if os.getppid() == 1:  # the parent is already gone
+def _die_with_grader(grader: int) -> None:
+    """SIGKILL this worker as soon as the grader process ``grader`` ends, however it ends (kill -9
+    included): the worker's sandbox then dies with it (bubblewrap's --die-with-parent). The
+    worker's own parent is the forkserver, which outlives a killed grader, so watch the grader."""
+    try:
+        pidfd = os.pidfd_open(grader)
+    except ProcessLookupError:
         os._exit(1)
 
+    def watch():
+        select.select([pidfd], [], [])  # readable once the process has exited
+        os.kill(os.getpid(), signal.SIGKILL)
 
-def _init_worker(config: Config, slots) -> None:
+    threading.Thread(target=watch, name="die-with-grader", daemon=True).start()
+
+
+def _init_worker(config: Config, slots, grader: int) -> None:
     """Runs once per worker process: a sandbox slot and a configured NbGraderAPI."""
-    _die_with_parent()
+    _die_with_grader(grader)
     _worker["slot"] = slots.get()
     _worker["config"] = config
     os.environ[grading.core.SEED_ENV] = str(config.seed)
@@ -283,19 +290,21 @@ def grade_one(sub: Submission) -> Row:
 
         # Phase 1, concurrent: what nbgrader would execute, graded in the sandbox, cached by key.
         _precompute(api, sub, config, row)
-        # Phase 2: nbgrader records it (OverwriteCells, SaveAutoGrades, ...) from the cache.
+        # Phase 2: nbgrader records it (OverwriteCells, SaveAutoGrades, ...) from the cache; one
+        # writer at a time on SQLite. Feedback and the scores only read the gradebook.
         with _gradebook_lock(config):
             result = api.autograde(sub.assignment, sub.student, force=True, create=True)
-            if not result["success"]:
-                row.status, row.reason = "could not grade", "nbgrader autograde failed: " + _last_error(result)
-                return row
-            feedback = api.generate_feedback(sub.assignment, sub.student, force=True)
-            if not feedback["success"]:
-                row.notes.append("feedback could not be generated: " + _last_error(feedback))
-            with api.gradebook as gb:
-                submitted = gb.find_submission(sub.assignment, sub.student)
-                row.total, row.max_total = float(submitted.score), float(submitted.max_score)
-                cells = {g.name: float(g.score) for nb in submitted.notebooks for g in nb.grades}
+        if not result["success"]:  # nbgrader's own machinery, not the submission: not final
+            row.status, row.reason, row.final = ("could not grade", "nbgrader autograde failed: "
+                                                 + _last_error(result), False)
+            return row
+        feedback = api.generate_feedback(sub.assignment, sub.student, force=True)
+        if not feedback["success"]:
+            row.notes.append("feedback could not be generated: " + _last_error(feedback))
+        with api.gradebook as gb:
+            submitted = gb.find_submission(sub.assignment, sub.student)
+            row.total, row.max_total = float(submitted.score), float(submitted.max_score)
+            cells = {g.name: float(g.score) for nb in submitted.notebooks for g in nb.grades}
         row.scores = per_problem(sub.assignment, cells)
         return row
     except (grading.SandboxError, sandbox.SandboxUnavailable) as exc:
@@ -512,7 +521,7 @@ def _grade_locked(inbox, out, assignment, roster, workers, seed, isolation, db_u
             for slot in range(workers):
                 slots.put(slot)
             with ProcessPoolExecutor(max_workers=workers, mp_context=ctx, initializer=_init_worker,
-                                     initargs=(config, slots)) as pool:
+                                     initargs=(config, slots, os.getpid())) as pool:
                 futures = {pool.submit(grade_one, sub): sub for sub in todo}
                 for future in as_completed(futures):
                     sub = futures[future]
