@@ -45,6 +45,13 @@ fi
 if [ $want_chromium = 1 ] && [ -z "${CHROMIUM:-}" ] && ! command -v chromium >/dev/null; then
   add chromium "the browser tests (Playwright drives Debian's chromium; no browser is downloaded)"
 fi
+# Playwright's driver is a node binary shipped in its wheel, linked against libatomic.so.1,
+# which a minimal Debian lacks (the browser tests then die with "Connection closed while
+# reading from the driver").
+if [ $want_chromium = 1 ] && ! compgen -G '/usr/lib/*/libatomic.so.1' >/dev/null \
+   && ! compgen -G '/lib/*/libatomic.so.1' >/dev/null; then
+  add libatomic1 "Playwright's driver (the node binary in its wheel links libatomic.so.1)"
+fi
 if [ $want_postgres = 1 ] && ! compgen -G '/usr/lib/postgresql/*/bin/initdb' >/dev/null; then
   add postgresql "the PostgreSQL gradebook test (initdb, pg_ctl)"
 fi
