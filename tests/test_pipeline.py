@@ -58,9 +58,10 @@ def answer_output(out: Path, student: str, assignment: str) -> str:
     return "".join(o.get("text", "") for c in nb.cells if c.cell_type == "code" for o in c.outputs)
 
 
-def sandbox_processes(root: int | None = None) -> list[int]:
-    """PIDs of sandboxes (bubblewrap and what runs in it) started under process ``root``, or by
-    any grader of this machine when None (other graders' sandboxes may run at the same time)."""
+def sandbox_processes(root: int, runners_only: bool = False) -> list[int]:
+    """PIDs of sandboxes (bubblewrap and what runs in it) started under process ``root`` (other
+    graders' sandboxes may run on this machine at the same time); with ``runners_only``, only
+    runners of submissions (not the start-up check of the sandbox)."""
     children: dict[int, list[int]] = {}
     commands: dict[int, str] = {}
     for entry in Path("/proc").iterdir():
@@ -71,16 +72,14 @@ def sandbox_processes(root: int | None = None) -> list[int]:
             except (OSError, IndexError, ValueError):
                 continue
             children.setdefault(ppid, []).append(int(entry.name))
-    under, todo = set(), [root] if root is not None else list(commands)
+    under, todo = set(), [root]
     while todo:
         pid = todo.pop()
-        if pid in under:
-            continue
-        under.add(pid)
-        if root is not None:
+        if pid not in under:
+            under.add(pid)
             todo += children.get(pid, [])
-    return sorted(pid for pid in under if pid in commands and pid != root
-                  and ("bwrap\0" in commands[pid] or "autograder.runner" in commands[pid]))
+    return sorted(pid for pid in under if pid in commands and pid != root and (
+        "autograder.runner" in commands[pid] or ("bwrap\0" in commands[pid] and not runners_only)))
 
 
 def alive(pids: list[int]) -> list[int]:
@@ -234,7 +233,7 @@ def test_a_killed_batch_resumes_without_losing_or_duplicating(tmp_path):
     inbox = slice_inbox(tmp_path, students)
     out = tmp_path / "out"
     process = start_batch(inbox, out)
-    assert wait_until(lambda: len(list((out / "state").glob("*/*.json"))) >= 2 and sandbox_processes(process.pid))
+    assert wait_until(lambda: len(list((out / "state").glob("*/*.json"))) >= 2 and sandbox_processes(process.pid, runners_only=True))
     running = sandbox_processes(process.pid)
     os.killpg(process.pid, signal.SIGKILL)  # kill -9 the whole batch mid-way
     process.wait()
@@ -257,7 +256,7 @@ def test_killing_the_grader_alone_kills_its_sandboxes(tmp_path):
     with it (PR_SET_PDEATHSIG), and bubblewrap's --die-with-parent takes the student code along."""
     inbox = slice_inbox(tmp_path, ["loop"])
     process = start_batch(inbox, tmp_path / "out", "--cell-timeout", "60", "--wall-clock", "120")
-    assert wait_until(lambda: bool(sandbox_processes(process.pid)))
+    assert wait_until(lambda: bool(sandbox_processes(process.pid, runners_only=True)))
     time.sleep(1)  # the loop is running
     running = sandbox_processes(process.pid)
     os.kill(process.pid, signal.SIGKILL)
@@ -269,13 +268,13 @@ def test_killing_one_worker_loses_nothing(tmp_path):
     inbox = slice_inbox(tmp_path, ["loop", "correct", "mistakes-1"])
     out = tmp_path / "out"
     process = start_batch(inbox, out, "--workers", "1")
-    assert wait_until(lambda: bool(sandbox_processes(process.pid)))
+    assert wait_until(lambda: bool(sandbox_processes(process.pid, runners_only=True)))
     running = sandbox_processes(process.pid)
 
     def parent(pid: int) -> int:
         return int(Path(f"/proc/{pid}/status").read_text().split("PPid:")[1].split()[0])
 
-    worker = running[0]
+    worker = sandbox_processes(process.pid, runners_only=True)[0]
     while any(word in Path(f"/proc/{worker}/cmdline").read_text(errors="replace")
               for word in ("bwrap", "autograder.runner", "unshare", "setpriv")):
         worker = parent(worker)  # up from the runner and bubblewrap to the worker that started them
