@@ -188,12 +188,29 @@ def _bwrap_args(binds: list[tuple[str, str]], limits: Limits, env: dict) -> list
     return args
 
 
+def _open_to_others(path: str) -> bool:
+    """Whether any user can reach ``path`` (every parent folder enterable by others, the path itself
+    readable by others): then the sandbox user binds it directly."""
+    p = Path(path)
+    try:
+        if not all(parent.stat().st_mode & 0o001 for parent in p.parents):
+            return False
+        mode = p.stat().st_mode
+    except OSError:
+        return False
+    return bool(mode & 0o004) and (not p.is_dir() or bool(mode & 0o001))
+
+
 def _staged(binds: list[tuple[str, str]]) -> tuple[list[tuple[str, str]], list[str]]:
-    """For a sandbox user that cannot reach the sources (a Python under root's 0700 home): root
-    binds each source into a private staging tmpfs first, in a mount namespace of its own."""
+    """For a sandbox user that cannot reach a source (a Python under root's 0700 home): root binds
+    each such source into a private staging tmpfs first, in a mount namespace of its own. (Only
+    those: each mount here is a process, and the sandbox starts once per notebook.)"""
     staged, script = [], ["set -e", "mount --make-rprivate /",
                           "mount -t tmpfs -o size=1m,mode=0755 descent-stage /mnt"]
     for k, (source, dest) in enumerate(binds):
+        if _open_to_others(source):
+            staged.append((source, dest))
+            continue
         stage = f"/mnt/{k}"
         make = "mkdir" if os.path.isdir(source) else "touch"
         script += [f"{make} {stage}", f"mount --bind {shlex.quote(source)} {stage}"]
