@@ -381,8 +381,8 @@ def describe(mode: str) -> str:
         return WARNING_NONE
     who = (f"unprivileged system users {USER_PREFIX}0.. (one per worker)" if mode == "user"
            else f"the grader's own uid ({os.getuid()}) mapped into a user namespace")
-    lines = [f"isolation: {mode}: bubblewrap, student code runs as {who}, with no capabilities "
-             f"and no nested user namespaces",
+    lines = [f"isolation: {mode}: bubblewrap; student code runs as uid {SANDBOX_UID} inside and as {who} "
+             f"outside, with no capabilities and no nested user namespaces",
              "namespaces: user, mount, PID, network (no interfaces), IPC, UTS, cgroup; killed with the grader",
              f"filesystem: read-only, only these paths ({len(mounts())} mounts):"]
     shown = {}
