@@ -272,8 +272,10 @@ class Process:
         env = environment()
         if mode == "none":
             env["PYTHONPATH"] = str(ROOT)
+        # The process limit counts every process of the uid: start from what already runs as it
+        # (another grader sharing the sandbox users, the grader's own processes in userns mode).
         uid = ensure_user(slot)[0] if mode == "user" else os.getuid()
-        base = 0 if mode == "user" else _count_processes(uid)
+        base = _count_processes(uid)
         self.popen = subprocess.Popen(
             command(argv, slot=slot, mode=mode, limits=limits, env=env), env=env if mode == "none" else
             {"PATH": os.environ.get("PATH", "/usr/bin:/bin")}, cwd="/", stdin=subprocess.PIPE,
