@@ -406,6 +406,8 @@ class Progress:
     def update(self, failed: bool = False) -> None:
         self.done += 1
         self.failed += failed
+        if not self.tty and self.done < self.total and self.done % max(1, self.total // 10):
+            return  # a log gets a line per tenth, not per submission
         elapsed = time.monotonic() - self.started
         left = elapsed / self.done * (self.total - self.done) if self.done else 0
         width = 24
