@@ -497,6 +497,7 @@ class RestoreCells(OverwriteCells):
             index = order.index(grade_cell.name)
             cell = self.missing_cell_transform(source_cells[index], grade_cell.max_score,
                                                is_solution=grade_cell.name in solutions)
+            cell["id"] = re.sub(r"[^A-Za-z0-9_-]", "-", f"restored-{grade_cell.name}")[:64]  # nbformat 4.5
             before = next((present[name] for name in reversed(order[:index]) if name in present), -1)
             nb.cells.insert(before + 1, cell)
         return nb, resources

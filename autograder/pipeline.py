@@ -130,7 +130,7 @@ def collect(inbox: Path, assignment: str | None, roster: set[str] | None,
         for path in sorted(p for p in inbox.iterdir() if p.is_file() or not any(p.iterdir())):
             warnings.append(f"{path.name}: not a <student>/<assignment>/ folder; ignored")
 
-    submissions = []
+    submissions, outsiders = [], {}
     for (student, assignment_id), items in sorted(found.items()):
         if not STUDENT_ID.match(student):
             rows.append(Row(student, assignment_id, "could not grade",
@@ -142,7 +142,7 @@ def collect(inbox: Path, assignment: str | None, roster: set[str] | None,
             continue
         notes = []
         if roster is not None and student not in roster:
-            warnings.append(f"{student}: not in the roster; graded and added to the gradebook")
+            outsiders[student] = outsiders.get(student, 0) + 1
             notes.append("not in the roster")
         expected = notebook_names(assignment_id)
         files = {}
@@ -164,6 +164,9 @@ def collect(inbox: Path, assignment: str | None, roster: set[str] | None,
                                    + ("" if items else " (the folder is empty)")))
             continue
         submissions.append(Submission(student, assignment_id, files, items[0][3], notes))
+    for student, count in sorted(outsiders.items()):
+        warnings.append(f"{student}: not in the roster; graded and added to the gradebook"
+                        + (f" ({count} submissions)" if count > 1 else ""))
     return submissions, rows, warnings
 
 
