@@ -33,8 +33,8 @@ from .core import NOT_WRITTEN, ProbeAbort, Problem, StudentError, Transcript, gr
 ASSIGNMENT = "08_capstone"
 # optimkit.digits is the data and the model here: with this set, the grader does not zero the
 # answer for the word "optimkit" in the notebook (grading.py's text scan), so students may use
-# optimkit.digits in cells of their own. my_update itself is still checked at run time
-# (core.uses_forbidden, and optimkit is unimportable while the probe runs).
+# optimkit.digits in cells of their own to experiment. Such cells fail when graded (optimkit is
+# not in the sandbox), which costs nothing: they are not graded.
 ALLOWED_IMPORTS = ["optimkit.digits"]
 # The cell that runs train_digits (defined by the optimkit.digits cell, which is not run when
 # grading: optimkit is not in the sandbox).
