@@ -159,16 +159,15 @@ def test_nothing_of_the_graders_is_visible(corpus_run, assignment):
     """No gradebook, seed, inbox, notebook, job folder or earlier batch anywhere in the sandbox."""
     printed = answer_output(corpus_run[0], "snoop", assignment)
     assert "files of the grader's found: 0 []" in printed, printed
-    for path in ("/var/tmp", "/home", "/work", "/etc", str(ROOT), str(corpus_run[0])):
-        if path.count("/") == 1:
-            assert f"{path} -> absent" in printed, printed
+    for path in ("/var/tmp", "/home", "/work", "/etc"):
+        assert f"{path} -> absent" in printed, printed
 
 
 @pytest.mark.parametrize("assignment", ASSIGNMENTS)
 def test_the_disk_is_capped_per_job(corpus_run, assignment):
     printed = answer_output(corpus_run[0], "disk", assignment)
     count = int(re.search(r"disk full after (\d+) files", printed).group(1))
-    assert count * 65536 <= sandbox.Limits().disk
+    assert 0 < count and count * 65536 <= sandbox.Limits().disk
 
 
 def test_no_process_outlives_its_submission(corpus_run):
@@ -295,7 +294,8 @@ def test_killing_one_worker_loses_nothing(tmp_path):
     assert wait_until_gone(running, 5) == []
     process.wait(timeout=120)
     rows = rows_of(out)
-    assert all(r["status"] != "graded" and not r["final"] for r in rows.values() if r["status"] != "graded")
+    lost = [r for r in rows.values() if r["status"] != "graded"]  # the killed worker's submission at least
+    assert lost and all(not r["final"] for r in lost), rows
     run_grader(inbox, out)
     rows = rows_of(out)
     assert {r["status"] for r in rows.values()} == {"graded"}
