@@ -216,8 +216,9 @@ def _run_once(plan: dict, settings: "Settings", problems: dict) -> tuple[dict, s
             session.process.kill()
             raise SandboxError(f"the sandbox did not start (exit code {session.process.popen.returncode}): "
                                f"{_summarize(session.process.log_tail)}")
-        session.send(dict(plan, data=None))
+        session.send(plan)
         transcripts = {}
+        hidden = {c["id"]: c.get("problem") for c in plan["cells"] if c["role"] == "hidden"}
         while True:
             message = session.read()
             if message.get("done") is True:
@@ -230,8 +231,9 @@ def _run_once(plan: dict, settings: "Settings", problems: dict) -> tuple[dict, s
                 started.add(cell_id)
                 session.cell_deadline = time.monotonic() + settings.limits.cell_timeout + CELL_GRACE
             elif "serve" in message:
-                problem = problems.get(message["serve"])
-                if problem is None:
+                # Only the plan's hidden cell, for the plan's problem, once: the sandbox picks nothing.
+                problem = problems.get(hidden.get(cell_id))
+                if problem is None or cell_id in transcripts or message["serve"] != problem.name:
                     continue
                 if message.get("callable"):
                     transcripts[cell_id] = _drive_remote(session, problem, settings)
