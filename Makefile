@@ -99,7 +99,7 @@ lab: venv
 test: $(TESTENV) site
 	$(BIN)/python -m pytest
 
-# The inner loop: everything but the tests marked slow or browser (tests/conftest.py).
+# The inner loop: everything but the tests marked slow or browser (tests/conftest.py marks them by folder).
 test-fast: $(TESTENV) $(KERNELCONF)
 	$(BIN)/python -m pytest -m "not slow and not browser"
 

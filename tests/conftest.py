@@ -1,8 +1,16 @@
-"""Shared by the tests: markers by file, and the browser fixture.
+"""Shared by the tests: markers by folder, and the browser fixture.
 
-`make test-fast` runs `pytest -m "not slow and not browser"`: the unit and oracle tests, with no
-site build, browser, PostgreSQL server or grading pipeline. The markers are given here by file
-name, so a test file does not carry them itself; `make test` runs everything.
+The tests are grouped by what they test, one folder a group and a marker of the same name:
+
+    tests/core/      optimkit against its oracles (torch.optim, closed forms, finite differences)
+    tests/book/      the book's machinery (book/descent): figures, sliders, the numbers in prose
+    tests/grading/   checks, the exercise kit, the sandbox, the pipeline, PostgreSQL
+    tests/browser/   Debian's chromium over the built site and a live JupyterLab
+    tests/setup/     a fresh clone running `make` and `make test`
+
+`pytest -m core` (or book, grading, browser, setup) runs one group. `make test-fast` runs
+`pytest -m "not slow and not browser"`: no site build, browser, PostgreSQL server or grading
+pipeline. The markers are given here, so a test file does not carry them itself.
 """
 
 from __future__ import annotations
@@ -13,21 +21,21 @@ from pathlib import Path
 
 import pytest
 
-# Files whose tests drive Debian's chromium over the built site or a live JupyterLab.
-BROWSER = {"test_site_browser.py", "test_lab_browser.py"}
+HERE = Path(__file__).resolve().parent
+GROUPS = ("core", "book", "grading", "browser", "setup")
 # Files whose tests run nbgrader, kernels in the grading sandbox, a PostgreSQL server, git
-# clones or builds: minutes, not seconds.
+# clones or builds: minutes, not seconds. (Every browser test is slow too.)
 SLOW = {"test_pipeline.py", "test_postgres.py", "test_sandbox.py", "test_exercise_kit.py",
         "test_fresh_clone.py"}
 
 
 def pytest_collection_modifyitems(config, items):
     for item in items:
-        name = item.path.name
-        if name in BROWSER:
-            item.add_marker(pytest.mark.browser)
-            item.add_marker(pytest.mark.slow)
-        elif name in SLOW:
+        group = item.path.resolve().relative_to(HERE).parts[0]
+        if group not in GROUPS:
+            raise pytest.UsageError(f"{item.path}: a test lives in one of tests/{{{','.join(GROUPS)}}}/")
+        item.add_marker(getattr(pytest.mark, group))
+        if group == "browser" or item.path.name in SLOW:
             item.add_marker(pytest.mark.slow)
 
 

@@ -18,7 +18,7 @@ import pytest
 
 from autograder import demo, sandbox, wire
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 MODE = sandbox.detect()
 MODES = ["user", "userns"] if os.geteuid() == 0 else ["userns"]
 

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 SUBMISSIONS = ROOT / "autograder" / "demo" / "submissions"
 STUDENTS = ["correct", "mistakes-1", "mistakes-2"]
 ASSIGNMENT = "01_sgd"

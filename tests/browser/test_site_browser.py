@@ -21,7 +21,7 @@ import yaml
 
 # DESCENT_SITE_ROOT points at another book root (with its own _toc.yml and _build/html),
 # e.g. a scratch build of a few chapters.
-ROOT = Path(os.environ.get("DESCENT_SITE_ROOT", Path(__file__).resolve().parents[1]))
+ROOT = Path(os.environ.get("DESCENT_SITE_ROOT", Path(__file__).resolve().parents[2]))
 SITE = ROOT / "_build" / "html"
 SHOTS = ROOT / "_build" / "screenshots"
 

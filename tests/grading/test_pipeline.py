@@ -20,7 +20,7 @@ import pytest
 
 from autograder import demo, sandbox
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 SEED = 20261123
 ARGS = ["--workers", "2", "--wall-clock", "40", "--cell-timeout", "8", "--seed", str(SEED)]
 SUBMISSIONS = demo.DEMO / "submissions"

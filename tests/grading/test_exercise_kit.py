@@ -144,5 +144,5 @@ def test_solutions_earn_full_marks_and_blank_releases_zero(grader, assignment, m
     _, total, _, _ = grader(assignment, "blank", blank)
     assert total == 0
 
-# Every known mistake named in real nbgrader feedback: tests/test_pipeline.py grades the demo
+# Every known mistake named in real nbgrader feedback: tests/grading/test_pipeline.py grades the demo
 # corpus (a submission per mistake, every assignment) and checks each name in its feedback.
