@@ -21,17 +21,14 @@ from typing import Callable
 
 import numpy as np
 
-from . import _checks, rules
-from .landscapes import DIVERGENCE_THRESHOLD, Landscape1D, Trajectory, _point
+from . import rules, validate
+from .clipping import global_norm
+from .landscapes import DIVERGENCE_THRESHOLD, Landscape1D, Trajectory
 from .optim import Optimizer, Wrapper
 
 __all__ = ["Lookahead", "LAMB", "SAM", "LBFGS", "lamb_trust_ratio", "sam_perturbation", "two_loop",
            "backtracking", "run_closure", "softmax_probs", "softmax_fisher", "kfac_factors",
            "kfac_direction"]
-
-
-def _global_norm(arrays) -> float:
-    return math.sqrt(sum(float(np.sum(np.asarray(a) ** 2)) for a in arrays))
 
 
 # ---------------------------------------------------------------------------
@@ -69,8 +66,8 @@ class Lookahead(Wrapper):
         if not hasattr(optimizer, "params") or not hasattr(optimizer, "step"):
             raise TypeError("optimizer must be an optimkit optimizer (with .params and .step)")
         super().__init__(optimizer)
-        self.k = _checks.positive_int("k", k)
-        self.alpha = _checks.in_unit_interval("alpha", alpha, closed_right=True)
+        self.k = validate.positive_int("k", k)
+        self.alpha = validate.in_unit_interval("alpha", alpha, closed_right=True)
         self.params = optimizer.params
         self.slow = [np.array(p, copy=True) for p in self.params]
         self.steps = 0
@@ -94,15 +91,13 @@ def lamb_trust_ratio(param_norm: float, update_norm: float) -> float:
     return param_norm / update_norm
 
 
-def _lamb_kernel(p, g, m, v, *, t, lr, betas, eps, weight_decay):
+def lamb_kernel(p, g, m, v, *, t, lr, betas, eps, weight_decay):
     """One LAMB step on one array (one "layer"), in place; returns the trust ratio used."""
     beta1, beta2 = betas
-    m *= beta1
-    m += (1 - beta1) * g
-    v *= beta2
-    v += (1 - beta2) * g * g
-    m_hat = m / (1 - beta1 ** t)
-    v_hat = v / (1 - beta2 ** t)
+    rules.update_moment(m, g, beta1)
+    rules.update_moment(v, g, beta2, order=2)
+    m_hat = m / rules.bias_correction(beta1, t)
+    v_hat = v / rules.bias_correction(beta2, t)
     u = m_hat / (np.sqrt(v_hat) + eps) + weight_decay * p  # the Adam direction, plus decay
     ratio = lamb_trust_ratio(float(np.linalg.norm(p)), float(np.linalg.norm(u)))
     p -= lr * ratio * u
@@ -138,7 +133,7 @@ class LAMB(Optimizer):
                 "trust_ratio": 1.0}
 
     def _update(self, p, g, state, group):
-        state["trust_ratio"] = _lamb_kernel(
+        state["trust_ratio"] = lamb_kernel(
             p, g, state["exp_avg"], state["exp_avg_sq"], t=state["step"], lr=group["lr"],
             betas=group["betas"], eps=group["eps"], weight_decay=group["weight_decay"])
 
@@ -149,7 +144,7 @@ class LAMB(Optimizer):
 
 def sam_perturbation(grads, rho: float) -> list[np.ndarray]:
     r""":math:`\hat\epsilon = \rho\, g / \lVert g\rVert` over all arrays together (zero when g = 0)."""
-    norm = _global_norm(grads)
+    norm = global_norm(grads)
     scale = rho / (norm + 1e-12)  # as the reference implementation: g = 0 gives no perturbation
     return [scale * np.asarray(g, dtype=np.float64) for g in grads]
 
@@ -179,7 +174,7 @@ class SAM(Wrapper):
         if not hasattr(optimizer, "params") or not hasattr(optimizer, "step"):
             raise TypeError("optimizer must be an optimkit optimizer (with .params and .step)")
         super().__init__(optimizer)
-        self.rho = _checks.non_negative("rho", rho)
+        self.rho = validate.non_negative("rho", rho)
         self.params = optimizer.params
         self.last_perturbation = None
 
@@ -282,9 +277,9 @@ class LBFGS:
 
     def __init__(self, params, lr: float = 1.0, history_size: int = 10,
                  line_search="backtracking"):
-        self.params = _checks.float_params(params)
-        self.lr = _checks.positive("lr", lr)
-        self.history_size = _checks.positive_int("history_size", history_size)
+        self.params = validate.float_params(params)
+        self.lr = validate.positive("lr", lr)
+        self.history_size = validate.positive_int("history_size", history_size)
         if not (line_search in ("backtracking", None) or callable(line_search)):
             raise ValueError(f"line_search must be 'backtracking', None or a callable, got {line_search!r}")
         self.line_search = line_search
@@ -364,8 +359,8 @@ def run_closure(landscape, make_optimizer, start=None, steps: int = 100):
     ``trajectory.lrs`` holds the optimizer's ``lr`` at each step.
     """
     dim = 1 if isinstance(landscape, Landscape1D) else 2
-    steps = _checks.non_negative_int("steps", steps)
-    point = _point(landscape.start if start is None else start, dim)
+    steps = validate.non_negative_int("steps", steps)
+    point = validate.point(landscape.start if start is None else start, dim)
     opt = make_optimizer([point])
     calls = [0]
 
@@ -453,7 +448,7 @@ def kfac_direction(grad_W: np.ndarray, A: np.ndarray, G: np.ndarray, damping: fl
     factors, with Tikhonov damping :math:`\lambda` split between the two factors.
     Two small solves (in x in and out x out) replace one (in*out) x (in*out) solve.
     """
-    damping = _checks.positive("damping", damping)
+    damping = validate.positive("damping", damping)
     root = math.sqrt(damping)
     left = np.linalg.solve(A + root * np.eye(len(A)), grad_W)
     return np.linalg.solve(G + root * np.eye(len(G)), left.T).T

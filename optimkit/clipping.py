@@ -1,4 +1,6 @@
-r"""Gradient clipping, in place, equal to ``torch.nn.utils.clip_grad_norm_`` / ``clip_grad_value_``."""
+r"""Gradient clipping, in place, equal to ``torch.nn.utils.clip_grad_norm_`` / ``clip_grad_value_``;
+optax's ``clip_by_global_norm`` (new arrays, no :math:`10^{-6}`) for comparison; and the global
+norm every part of the project measures gradients with (:func:`global_norm`)."""
 
 from __future__ import annotations
 
@@ -6,9 +8,10 @@ import math
 
 import numpy as np
 
-from . import _checks
+from . import validate
 
-__all__ = ["clip_grad_norm", "clip_grad_value", "NonFiniteNormError"]
+__all__ = ["clip_grad_norm", "clip_grad_value", "clip_by_global_norm", "global_norm",
+           "NonFiniteNormError"]
 
 # torch adds this to the norm before dividing (guards total = 0); optax does not.
 _NORM_EPS = 1e-6
@@ -22,33 +25,11 @@ class NonFiniteNormError(ValueError, RuntimeError):
     """
 
 
-def _float_grads(grads) -> list[np.ndarray]:
-    # Like _checks.float_params, but the messages say "grads", and in-place
-    # clipping also needs writeable arrays: check all before touching any.
-    if isinstance(grads, np.ndarray):
-        raise TypeError("grads must be a list of NumPy arrays, got a single array; wrap it: [grad]")
-    try:
-        grads = list(grads)
-    except TypeError:
-        raise TypeError(f"grads must be a list of NumPy arrays, got {type(grads).__name__}") from None
-    for i, g in enumerate(grads):
-        if not isinstance(g, np.ndarray):
-            raise TypeError(f"grads[{i}] must be a NumPy array, got {type(g).__name__}")
-        if not np.issubdtype(g.dtype, np.floating):
-            raise TypeError(
-                f"grads[{i}] has dtype {g.dtype}; clipping scales gradients in place, "
-                f"so they must be floating point: use grad.astype(np.float64)"
-            )
-        if not g.flags.writeable:
-            raise ValueError(f"grads[{i}] is read-only; clipping works in place: pass a writeable copy")
-    return grads
-
-
 def _norm_type(norm_type) -> float:
     if norm_type == math.inf:
         return math.inf
     try:
-        return _checks.positive("norm_type", norm_type)
+        return validate.positive("norm_type", norm_type)
     except ValueError:
         raise ValueError(f"norm_type must be > 0 or math.inf, got {norm_type!r}") from None
 
@@ -82,10 +63,10 @@ def clip_grad_norm(grads, max_norm, norm_type=2.0, error_if_nonfinite=False) -> 
     gradients below the threshold are returned unchanged, those above become
     :math:`g \cdot c / \|g\|_2` exactly.
     """
-    grads = _float_grads(grads)
+    grads = validate.float_grads(grads)
     # +inf is allowed, as in torch: nothing is clipped and the total norm is still measured.
-    if not (_checks._is_real(max_norm) and float(max_norm) == math.inf):
-        max_norm = _checks.non_negative("max_norm", max_norm)
+    if not (validate.is_real(max_norm) and float(max_norm) == math.inf):
+        max_norm = validate.non_negative("max_norm", max_norm)
     p = _norm_type(norm_type)
     norms = [_p_norm(g, p) for g in grads if g.size]
     total = _p_norm(np.array(norms, dtype=np.float64), p) if norms else 0.0
@@ -110,7 +91,33 @@ def clip_grad_value(grads, clip_value) -> None:
     Exactly ``torch.nn.utils.clip_grad_value_`` (NaN entries stay NaN); same as
     ``optax.clip``.  Unlike norm clipping it changes the gradient's direction.
     """
-    grads = _float_grads(grads)
-    c = _checks.non_negative("clip_value", clip_value)
+    grads = validate.float_grads(grads)
+    c = validate.non_negative("clip_value", clip_value)
     for g in grads:
         np.clip(g, -c, c, out=g)
+
+
+def global_norm(arrays) -> float:
+    r"""The 2-norm of all entries of all arrays together, :math:`\sqrt{\sum_i \lVert g_i\rVert_2^2}`.
+
+    Summed array by array in float64, as ``optax.global_norm``. (:func:`clip_grad_norm`
+    takes the norm of the per-array norms instead, as torch does; the two agree to rounding.)
+    """
+    return math.sqrt(sum(float(np.sum(np.square(np.asarray(a)))) for a in arrays))
+
+
+def clip_by_global_norm(grads, max_norm: float) -> list:
+    r"""``optax.clip_by_global_norm`` on NumPy arrays (returns new float64 arrays).
+
+    .. math::
+        g_i \leftarrow \begin{cases} g_i & \lVert g\rVert_2 < c \\
+                                     g_i / \lVert g\rVert_2 \cdot c & \text{otherwise} \end{cases}
+
+    Below the threshold the gradients are returned unchanged; at or above it every entry
+    becomes :math:`g / \lVert g\rVert_2 \cdot c`, with no :math:`10^{-6}` in the denominator
+    (contrast :func:`clip_grad_norm`, torch's rule).
+    """
+    g_norm = global_norm(grads)
+    if g_norm < max_norm:
+        return [np.array(g, dtype=np.float64, copy=True) for g in grads]
+    return [np.asarray(g, dtype=np.float64) / g_norm * max_norm for g in grads]

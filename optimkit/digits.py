@@ -7,6 +7,10 @@ takes a fraction of a second. The MLP minimises mean softmax cross-entropy
           \;\; \Bigl[+\, \tfrac{\lambda}{2} \sum_\ell \lVert W_\ell \rVert^2 \text{ with L2}\Bigr]
 
 with hand-written backpropagation.
+
+The data needs scikit-learn (it ships the digits file), the one optional extra of optimkit:
+``pip install optimkit[digits]`` (``requirements.txt`` installs it). Only
+:func:`load_digits_split` imports it, lazily; the model and the training loop are NumPy.
 """
 
 from __future__ import annotations
@@ -16,8 +20,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from . import _checks
-from .clipping import clip_grad_norm
+from . import validate
+from .clipping import clip_grad_norm, global_norm
 
 __all__ = ["DigitsData", "History", "MLP", "load_digits_split", "minibatches", "train"]
 
@@ -55,10 +59,10 @@ def _raw_digits():
 def load_digits_split(val_fraction: float = 0.2, seed: int = 0) -> DigitsData:
     """Shuffle the 1797 digits with ``seed``, hold out ``val_fraction`` for validation, and
     standardise every pixel with the training split's mean and std (no validation leakage)."""
-    val_fraction = _checks.finite("val_fraction", val_fraction)
+    val_fraction = validate.finite("val_fraction", val_fraction)
     if not 0.0 < val_fraction < 1.0:
         raise ValueError(f"val_fraction must be in (0, 1), got {val_fraction!r}")
-    seed = _checks.non_negative_int("seed", seed)
+    seed = validate.non_negative_int("seed", seed)
     X, y = _raw_digits()
     n = len(y)
     n_val = min(max(round(n * val_fraction), 1), n - 1)
@@ -95,10 +99,10 @@ class MLP:
         if len(sizes) < 2:
             raise ValueError(f"layer_sizes needs at least an input and an output size, got {layer_sizes!r}")
         for i, s in enumerate(sizes):
-            _checks.positive_int(f"layer_sizes[{i}]", s)
+            validate.positive_int(f"layer_sizes[{i}]", s)
         if activation not in ACTIVATIONS:
             raise ValueError(f"activation must be one of {ACTIVATIONS}, got {activation!r}")
-        seed = _checks.non_negative_int("seed", seed)
+        seed = validate.non_negative_int("seed", seed)
         self.layer_sizes = tuple(int(s) for s in sizes)
         self.activation = activation
         rng = np.random.default_rng(seed)
@@ -150,7 +154,7 @@ class MLP:
         params = self._check_params(params)
         X = self._check_X(X)
         y = self._check_y(y, len(X))
-        l2 = _checks.non_negative("l2", l2)
+        l2 = validate.non_negative("l2", l2)
         n = len(X)
         logits, acts = self._forward(X, params)
         logp = _log_softmax(logits)
@@ -190,13 +194,13 @@ class MLP:
 
     def weight_norm(self) -> float:
         """Euclidean norm of all weight matrices together (biases excluded, as for weight decay)."""
-        return float(np.sqrt(sum(np.sum(W**2) for W in self.params[::2])))
+        return global_norm(self.params[::2])
 
 
 def minibatches(n: int, batch_size: int, rng: np.random.Generator):
     """Yield index arrays covering ``rng.permutation(n)`` in order; the last batch may be smaller."""
-    n = _checks.positive_int("n", n)
-    batch_size = _checks.positive_int("batch_size", batch_size)
+    n = validate.positive_int("n", n)
+    batch_size = validate.positive_int("batch_size", batch_size)
     order = rng.permutation(n)
     for start in range(0, n, batch_size):
         yield order[start:start + batch_size]
@@ -229,13 +233,13 @@ def train(model: MLP, data: DigitsData, make_optimizer, epochs: int = 10, batch_
     ``weight_decay_l2`` is *coupled* L2: it is added to the loss and hence to the gradient the
     optimizer sees, unlike decoupled decay (AdamW).
     """
-    epochs = _checks.positive_int("epochs", epochs)
+    epochs = validate.positive_int("epochs", epochs)
     if batch_size is not None:
-        batch_size = _checks.positive_int("batch_size", batch_size)
-    seed = _checks.non_negative_int("seed", seed)
+        batch_size = validate.positive_int("batch_size", batch_size)
+    seed = validate.non_negative_int("seed", seed)
     if clip_norm is not None:
-        clip_norm = _checks.positive("clip_norm", clip_norm)
-    weight_decay_l2 = _checks.non_negative("weight_decay_l2", weight_decay_l2)
+        clip_norm = validate.positive("clip_norm", clip_norm)
+    weight_decay_l2 = validate.non_negative("weight_decay_l2", weight_decay_l2)
 
     X, y = data.X_train, data.y_train
     n = len(y)
@@ -247,7 +251,7 @@ def train(model: MLP, data: DigitsData, make_optimizer, epochs: int = 10, batch_
         batches = [np.arange(n)] if batch_size is None else minibatches(n, batch_size, rng)
         for idx in batches:
             if schedule is not None:
-                opt.lr = _checks.non_negative(f"schedule({step})", schedule(step))
+                opt.lr = validate.non_negative(f"schedule({step})", schedule(step))
             with np.errstate(over="ignore", invalid="ignore"):  # a diverging run is a result, not an error
                 loss, grads = model.loss_and_grads(X[idx], y[idx], l2=weight_decay_l2)
             seen += len(idx)

@@ -16,22 +16,16 @@ from typing import Callable
 
 import numpy as np
 
-from . import _checks
+from . import validate
 
 __all__ = [
     "Landscape", "Landscape1D", "Trajectory", "LANDSCAPES", "run",
-    "ravine", "rosenbrock", "beale", "himmelblau", "saddle", "rastrigin", "booth", "sharp_flat_1d",
+    "ravine", "rosenbrock", "beale", "himmelblau", "saddle", "rastrigin", "booth", "cliff",
+    "sharp_flat_1d",
 ]
 
 # Runs stop once |f| exceeds this: beyond it the picture is "diverged" and float overflow is near.
 DIVERGENCE_THRESHOLD = 1e12
-
-
-def _point(point, dim: int = 2) -> np.ndarray:
-    p = np.asarray(point, dtype=np.float64)
-    if p.size != dim or p.ndim > 1:
-        raise ValueError(f"point must have {dim} coordinate(s), got shape {p.shape}: {point!r}")
-    return p.reshape(dim)
 
 
 @dataclass(frozen=True, eq=False)
@@ -53,15 +47,15 @@ class Landscape:
     latex: str
 
     def __call__(self, point) -> float:
-        x, y = _point(point)
+        x, y = validate.point(point)
         return float(self.f(x, y))
 
     def grad(self, point) -> np.ndarray:
-        x, y = _point(point)
+        x, y = validate.point(point)
         return np.array(self.grad_xy(x, y), dtype=np.float64)
 
     def hessian(self, point) -> np.ndarray:
-        x, y = _point(point)
+        x, y = validate.point(point)
         return np.array(self.hessian_xy(x, y), dtype=np.float64)
 
     def hessian_eigenvalues(self, point) -> np.ndarray:
@@ -76,7 +70,7 @@ def ravine(condition_number: float = 20.0) -> Landscape:
     :math:`0.1x^2 + 2y^2` (Hessian eigenvalues 0.2 and 4). Gradient descent diverges for
     :math:`\eta > 2/\lambda_{\max}` and converges at rate :math:`\max|1 - \eta\lambda|`.
     """
-    kappa = _checks.finite("condition_number", condition_number)
+    kappa = validate.finite("condition_number", condition_number)
     if kappa < 1:
         raise ValueError(f"condition_number must be >= 1, got {condition_number!r}")
     lo, hi = 0.2, 0.2 * kappa
@@ -95,8 +89,8 @@ def ravine(condition_number: float = 20.0) -> Landscape:
 
 def rosenbrock(a: float = 1.0, b: float = 100.0) -> Landscape:
     r"""Rosenbrock's banana :math:`(a - x)^2 + b\,(y - x^2)^2`, minimum 0 at :math:`(a, a^2)`."""
-    a = _checks.finite("a", a)
-    b = _checks.positive("b", b)
+    a = validate.finite("a", a)
+    b = validate.positive("b", b)
     return Landscape(
         name="rosenbrock",
         f=lambda x, y: (a - x) ** 2 + b * (y - x**2) ** 2,
@@ -254,6 +248,61 @@ def booth() -> Landscape:
     )
 
 
+def _sigmoid(z):
+    return 0.5 * (1.0 + np.tanh(0.5 * z))  # no overflow warnings for large |z|
+
+
+def cliff(height: float = 20.0, sharpness: float = 50.0) -> Landscape:
+    r"""A gentle valley that ends in a steep wall, where one gradient step can throw the
+    parameters far away (the "exploding gradient" picture of Pascanu et al.; chapter 10).
+
+    .. math::
+        f(x, y) = \tfrac14 (x - 3)^2 + \tfrac12 y^2 + \frac{H}{k}\,\operatorname{softplus}\bigl(k\,s\bigr),
+        \qquad s = x + \tfrac12 y - 1
+
+    Left of the line :math:`s = 0` the wall term is almost exactly 0 and the valley pulls
+    towards :math:`x = 3`; right of it the loss climbs with slope :math:`H\sqrt{1.25}` (the
+    gradient of the wall term is :math:`H\,\sigma(ks)\,(1, \tfrac12)`). The corner between
+    the two is :math:`1/k` wide. The minimum sits at the foot of the wall.
+    """
+    H, k = float(height), float(sharpness)
+    if H <= 0 or k <= 0:
+        raise ValueError(f"height and sharpness must be > 0, got {height!r}, {sharpness!r}")
+
+    def f(x, y):
+        s = x + 0.5 * y - 1.0
+        return 0.25 * (x - 3.0) ** 2 + 0.5 * y**2 + H / k * np.logaddexp(0.0, k * s)
+
+    def grad_xy(x, y):
+        q = _sigmoid(k * (x + 0.5 * y - 1.0))
+        return 0.5 * (x - 3.0) + H * q, y + 0.5 * H * q
+
+    def hessian_xy(x, y):
+        q = _sigmoid(k * (x + 0.5 * y - 1.0))
+        c = H * k * q * (1.0 - q)
+        return (0.5 + c, 0.5 * c), (0.5 * c, 1.0 + 0.25 * c)
+
+    p = np.array([1.0, 0.0])  # Newton from the corner; the wall's tail balances the valley's pull
+    for _ in range(100):
+        step = np.linalg.solve(np.array(hessian_xy(*p)), np.array(grad_xy(*p)))
+        p -= step
+        if np.max(np.abs(step)) < 1e-14:
+            break
+    return Landscape(
+        name="cliff",
+        f=f,
+        grad_xy=grad_xy,
+        hessian_xy=hessian_xy,
+        minima=((float(p[0]), float(p[1])),),
+        bounds=((-5.5, 2.5), (-3.5, 2.5)),
+        start=(-3.0, 1.5),
+        log_contours=True,
+        latex=(rf"f(x, y) = \tfrac14 (x-3)^2 + \tfrac12 y^2 + \tfrac{{{H:g}}}{{{k:g}}}"
+               rf"\,\mathrm{{softplus}}\bigl({k:g}\,(x + \tfrac12 y - 1)\bigr)"),
+    )
+
+
+# The race's landscapes (chapter 11); the cliff is chapter 10's alone.
 LANDSCAPES: dict[str, Callable[[], Landscape]] = {
     "ravine": ravine,
     "rosenbrock": rosenbrock,
@@ -282,7 +331,7 @@ class Landscape1D:
     latex: str
 
     def __call__(self, point) -> float:
-        return float(self.f(_point(point, dim=1)[0]))
+        return float(self.f(validate.point(point, dim=1)[0]))
 
 
 def sharp_flat_1d() -> Landscape1D:
@@ -356,12 +405,12 @@ def run(landscape, make_optimizer, start=None, steps: int = 100, schedule=None,
     :math:`\mathcal N(0, \sigma^2)` noise (seeded by ``seed``) to every gradient.
     """
     dim = 1 if isinstance(landscape, Landscape1D) else 2
-    steps = _checks.non_negative_int("steps", steps)
-    grad_noise = _checks.non_negative("grad_noise", grad_noise)
-    seed = _checks.non_negative_int("seed", seed)
+    steps = validate.non_negative_int("steps", steps)
+    grad_noise = validate.non_negative("grad_noise", grad_noise)
+    seed = validate.non_negative_int("seed", seed)
     start = landscape.start if start is None else start
     try:
-        point = _point(start, dim).copy()  # the optimizer updates it in place: never the caller's array
+        point = validate.point(start, dim).copy()  # the optimizer updates it in place: never the caller's array
     except ValueError:
         raise ValueError(f"start must have {dim} coordinate(s), got {start!r}") from None
     if not np.all(np.isfinite(point)):
@@ -373,7 +422,7 @@ def run(landscape, make_optimizer, start=None, steps: int = 100, schedule=None,
     diverged = False
     for k in range(steps):
         if schedule is not None:
-            opt.lr = _checks.non_negative(f"schedule({k})", schedule(k))
+            opt.lr = validate.non_negative(f"schedule({k})", schedule(k))
         g = np.asarray(landscape.grad(point), dtype=np.float64).reshape(dim)
         if grad_noise:
             g = g + rng.normal(0.0, grad_noise, size=dim)

@@ -25,7 +25,7 @@ import copy
 
 import numpy as np
 
-from . import _checks, rules
+from . import rules, validate
 
 
 class Optimizer:
@@ -33,7 +33,7 @@ class Optimizer:
 
     def __init__(self, params, defaults: dict):
         self._check(defaults)
-        self.params = _checks.float_params(params)
+        self.params = validate.float_params(params)
         self.defaults = dict(defaults)
         self.param_groups = [dict(defaults, params=self.params)]
         self.state: list[dict] = [{} for _ in self.params]
@@ -54,13 +54,13 @@ class Optimizer:
 
     @lr.setter
     def lr(self, value) -> None:
-        self.param_groups[0]["lr"] = _checks.non_negative("lr", value)
+        self.param_groups[0]["lr"] = validate.non_negative("lr", value)
 
     def step(self, grads) -> None:
         """Update every array whose gradient is not ``None``, in place."""
         group = self.param_groups[0]
         self._check(group)  # lr may have been written straight into param_groups
-        grads = _checks.grads_like(grads, self.params, allow_none=True)
+        grads = validate.grads_like(grads, self.params, allow_none=True)
         for p, g, state in zip(self.params, grads, self.state):
             if g is None:
                 continue
@@ -146,7 +146,7 @@ class SGD(Optimizer):
         return {"step": 0, "momentum_buffer": _zeros(p)}
 
     def _update(self, p, g, state, group):
-        rules._sgd_kernel(p, g, state["momentum_buffer"], t=state["step"], lr=group["lr"],
+        rules.sgd_kernel(p, g, state["momentum_buffer"], t=state["step"], lr=group["lr"],
                           momentum=group["momentum"], dampening=group["dampening"],
                           weight_decay=group["weight_decay"], nesterov=group["nesterov"],
                           maximize=group["maximize"])
@@ -163,15 +163,15 @@ class Adagrad(Optimizer):
 
     def _check(self, group):
         rules.check_common(group["lr"], group["weight_decay"])
-        _checks.non_negative("lr_decay", group["lr_decay"])
-        _checks.non_negative("initial_accumulator_value", group["initial_accumulator_value"])
-        _checks.positive("eps", group["eps"])
+        validate.non_negative("lr_decay", group["lr_decay"])
+        validate.non_negative("initial_accumulator_value", group["initial_accumulator_value"])
+        validate.positive("eps", group["eps"])
 
     def _init_state(self, p, group):
         return {"step": 0, "sum": np.full_like(p, group["initial_accumulator_value"])}
 
     def _update(self, p, g, state, group):
-        rules._adagrad_kernel(p, g, state["sum"], t=state["step"], lr=group["lr"],
+        rules.adagrad_kernel(p, g, state["sum"], t=state["step"], lr=group["lr"],
                               lr_decay=group["lr_decay"], weight_decay=group["weight_decay"],
                               eps=group["eps"], maximize=group["maximize"])
 
@@ -186,9 +186,9 @@ class RMSprop(Optimizer):
 
     def _check(self, group):
         rules.check_common(group["lr"], group["weight_decay"])
-        _checks.non_negative("alpha", group["alpha"])
-        _checks.positive("eps", group["eps"])
-        _checks.non_negative("momentum", group["momentum"])
+        validate.non_negative("alpha", group["alpha"])
+        validate.positive("eps", group["eps"])
+        validate.non_negative("momentum", group["momentum"])
 
     def _init_state(self, p, group):
         state = {"step": 0, "square_avg": _zeros(p)}
@@ -203,7 +203,7 @@ class RMSprop(Optimizer):
             state.setdefault("momentum_buffer", _zeros(p))
         if group["centered"]:
             state.setdefault("grad_avg", _zeros(p))
-        rules._rmsprop_kernel(p, g, state["square_avg"], state.get("grad_avg"),
+        rules.rmsprop_kernel(p, g, state["square_avg"], state.get("grad_avg"),
                               state.get("momentum_buffer"), lr=group["lr"],
                               alpha=group["alpha"], eps=group["eps"],
                               weight_decay=group["weight_decay"], momentum=group["momentum"],
@@ -230,7 +230,7 @@ class Adam(Optimizer):
         return state
 
     def _update(self, p, g, state, group):
-        rules._adam_kernel(p, g, state["exp_avg"], state["exp_avg_sq"],
+        rules.adam_kernel(p, g, state["exp_avg"], state["exp_avg_sq"],
                            state.get("max_exp_avg_sq"), t=state["step"], lr=group["lr"],
                            betas=group["betas"], eps=group["eps"],
                            weight_decay=group["weight_decay"],
@@ -262,13 +262,13 @@ class NAdam(Optimizer):
 
     def _check(self, group):
         rules.check_adam(group["lr"], group["betas"], group["eps"], group["weight_decay"])
-        _checks.non_negative("momentum_decay", group["momentum_decay"])
+        validate.non_negative("momentum_decay", group["momentum_decay"])
 
     def _init_state(self, p, group):
         return {"step": 0, "mu_product": 1.0, "exp_avg": _zeros(p), "exp_avg_sq": _zeros(p)}
 
     def _update(self, p, g, state, group):
-        state["mu_product"] = rules._nadam_kernel(
+        state["mu_product"] = rules.nadam_kernel(
             p, g, state["exp_avg"], state["exp_avg_sq"], t=state["step"],
             mu_product=state["mu_product"], lr=group["lr"], betas=group["betas"],
             eps=group["eps"], weight_decay=group["weight_decay"],
@@ -293,7 +293,7 @@ class RAdam(Optimizer):
         return {"step": 0, "exp_avg": _zeros(p), "exp_avg_sq": _zeros(p)}
 
     def _update(self, p, g, state, group):
-        rules._radam_kernel(p, g, state["exp_avg"], state["exp_avg_sq"], t=state["step"],
+        rules.radam_kernel(p, g, state["exp_avg"], state["exp_avg_sq"], t=state["step"],
                             lr=group["lr"], betas=group["betas"], eps=group["eps"],
                             weight_decay=group["weight_decay"],
                             decoupled=group["decoupled_weight_decay"],

@@ -9,7 +9,7 @@ Every rule comes as a pair, the way optax writes them::
 ``params`` and ``grads`` are lists of NumPy arrays. ``*_update`` never modifies
 its arguments: it returns new parameters and a new state.
 
-Each rule's arithmetic lives in one per-array kernel (``_sgd_kernel`` ...) that
+Each rule's arithmetic lives in one per-array kernel (``sgd_kernel`` ...) that
 works in place on the arrays it is given. The pure functions run it on copies;
 the torch-style classes in :mod:`optimkit.optim` run it on their own buffers.
 So both faces compute the same numbers, bit for bit, and the book shows the
@@ -27,7 +27,7 @@ from typing import NamedTuple
 
 import numpy as np
 
-from . import _checks
+from . import validate
 
 Arrays = list  # list[np.ndarray], one entry per parameter array
 
@@ -37,8 +37,8 @@ Arrays = list  # list[np.ndarray], one entry per parameter array
 # ---------------------------------------------------------------------------
 
 def check_common(lr, weight_decay) -> None:
-    _checks.non_negative("lr", lr)
-    _checks.non_negative("weight_decay", weight_decay)
+    validate.non_negative("lr", lr)
+    validate.non_negative("weight_decay", weight_decay)
 
 
 def check_betas(betas) -> tuple[float, float]:
@@ -46,13 +46,13 @@ def check_betas(betas) -> tuple[float, float]:
         beta1, beta2 = betas
     except (TypeError, ValueError):
         raise ValueError(f"betas must be a pair (beta1, beta2), got {betas!r}") from None
-    return (_checks.in_unit_interval("betas[0]", beta1), _checks.in_unit_interval("betas[1]", beta2))
+    return (validate.in_unit_interval("betas[0]", beta1), validate.in_unit_interval("betas[1]", beta2))
 
 
 def check_sgd(lr, momentum, dampening, weight_decay, nesterov) -> None:
     check_common(lr, weight_decay)
-    _checks.non_negative("momentum", momentum)
-    _checks.finite("dampening", dampening)
+    validate.non_negative("momentum", momentum)
+    validate.finite("dampening", dampening)
     if nesterov and (momentum <= 0 or dampening != 0):
         raise ValueError(
             f"nesterov=True needs momentum > 0 and dampening = 0, "
@@ -63,15 +63,20 @@ def check_sgd(lr, momentum, dampening, weight_decay, nesterov) -> None:
 def check_adam(lr, betas, eps, weight_decay) -> None:
     check_common(lr, weight_decay)
     check_betas(betas)
-    _checks.positive("eps", eps)
+    validate.positive("eps", eps)
 
 
 def _copy(arrays) -> list:
     return [None if a is None else np.array(a, copy=True) for a in arrays]
 
 
-def _decay_or_couple(p, g, lr, weight_decay, decoupled):
-    """Apply weight decay: shrink ``p`` in place (decoupled) or return g + wd·p (L2)."""
+def decay_or_couple(p, g, lr, weight_decay, decoupled):
+    r"""Apply weight decay: shrink ``p`` in place (decoupled) or return g + wd·p (L2).
+
+    .. math::
+        \theta \leftarrow (1-\eta\lambda)\,\theta \;\text{(decoupled)}, \qquad
+        g \leftarrow g + \lambda\theta \;\text{(coupled, L2)}
+    """
     if weight_decay == 0:
         return g
     if decoupled:
@@ -80,15 +85,33 @@ def _decay_or_couple(p, g, lr, weight_decay, decoupled):
     return g + weight_decay * p
 
 
+def update_moment(moment, g, decay, order=1):
+    r"""The exponential moving average of :math:`g^{order}`, in place on ``moment``.
+
+    .. math:: m \leftarrow \beta\, m + (1-\beta)\, g^{k}
+
+    ``optax.tree.update_moment``'s job; written as ``m *= β; m += (1-β)·g·g`` so every kernel
+    keeps torch's rounding (``mul_`` then ``add_``/``addcmul_``), bit for bit.
+    """
+    moment *= decay
+    moment += (1 - decay) * g if order == 1 else (1 - decay) * g * g
+    return moment
+
+
+def bias_correction(decay, t):
+    r""":math:`1 - \beta^t`, what a moving average started at zero falls short by after ``t`` steps."""
+    return 1 - decay ** t
+
+
 # ---------------------------------------------------------------------------
 # SGD with momentum
 # ---------------------------------------------------------------------------
 
-def _sgd_kernel(p, g, buf, *, t, lr, momentum, dampening, weight_decay, nesterov, maximize):
+def sgd_kernel(p, g, buf, *, t, lr, momentum, dampening, weight_decay, nesterov, maximize):
     """One SGD step on one array, in place on ``p`` and ``buf``."""
     if maximize:
         g = -g
-    g = _decay_or_couple(p, g, lr, weight_decay, decoupled=False)
+    g = decay_or_couple(p, g, lr, weight_decay, decoupled=False)
     if momentum != 0:
         if t == 1:
             buf[...] = g  # the first buffer is the raw gradient, not damped
@@ -122,12 +145,12 @@ def sgd_update(grads, state: SGDState, params, *, lr=1e-3, momentum=0.0, dampeni
     With :math:`\mu = 0` this is plain SGD, :math:`\theta_t = \theta_{t-1} - \eta g_t`.
     """
     check_sgd(lr, momentum, dampening, weight_decay, nesterov)
-    params = _copy(_checks.float_params(params))
-    grads = _checks.grads_like(grads, params)
+    params = _copy(validate.float_params(params))
+    grads = validate.grads_like(grads, params)
     t = state.step + 1
     bufs = _copy(state.momentum)
     for p, g, b in zip(params, grads, bufs):
-        _sgd_kernel(p, np.asarray(g), b, t=t, lr=lr, momentum=momentum, dampening=dampening,
+        sgd_kernel(p, np.asarray(g), b, t=t, lr=lr, momentum=momentum, dampening=dampening,
                     weight_decay=weight_decay, nesterov=nesterov, maximize=maximize)
     return params, SGDState(step=t, momentum=bufs)
 
@@ -136,11 +159,11 @@ def sgd_update(grads, state: SGDState, params, *, lr=1e-3, momentum=0.0, dampeni
 # AdaGrad
 # ---------------------------------------------------------------------------
 
-def _adagrad_kernel(p, g, s, *, t, lr, lr_decay, weight_decay, eps, maximize):
+def adagrad_kernel(p, g, s, *, t, lr, lr_decay, weight_decay, eps, maximize):
     """One AdaGrad step on one array, in place on ``p`` and ``s``."""
     if maximize:
         g = -g
-    g = _decay_or_couple(p, g, lr, weight_decay, decoupled=False)
+    g = decay_or_couple(p, g, lr, weight_decay, decoupled=False)
     clr = lr / (1 + (t - 1) * lr_decay)
     s += g * g
     p -= clr * g / (np.sqrt(s) + eps)
@@ -152,7 +175,7 @@ class AdagradState(NamedTuple):
 
 
 def adagrad_init(params, initial_accumulator_value=0.0) -> AdagradState:
-    _checks.non_negative("initial_accumulator_value", initial_accumulator_value)
+    validate.non_negative("initial_accumulator_value", initial_accumulator_value)
     return AdagradState(step=0, sum_sq=[np.full_like(p, initial_accumulator_value) for p in params])
 
 
@@ -169,14 +192,14 @@ def adagrad_update(grads, state: AdagradState, params, *, lr=1e-2, lr_decay=0.0,
     :math:`\delta` is ``lr_decay``; :math:`\epsilon` sits outside the root.
     """
     check_common(lr, weight_decay)
-    _checks.non_negative("lr_decay", lr_decay)
-    _checks.positive("eps", eps)
-    params = _copy(_checks.float_params(params))
-    grads = _checks.grads_like(grads, params)
+    validate.non_negative("lr_decay", lr_decay)
+    validate.positive("eps", eps)
+    params = _copy(validate.float_params(params))
+    grads = validate.grads_like(grads, params)
     t = state.step + 1
     sums = _copy(state.sum_sq)
     for p, g, s in zip(params, grads, sums):
-        _adagrad_kernel(p, np.asarray(g), s, t=t, lr=lr, lr_decay=lr_decay,
+        adagrad_kernel(p, np.asarray(g), s, t=t, lr=lr, lr_decay=lr_decay,
                         weight_decay=weight_decay, eps=eps, maximize=maximize)
     return params, AdagradState(step=t, sum_sq=sums)
 
@@ -185,17 +208,15 @@ def adagrad_update(grads, state: AdagradState, params, *, lr=1e-2, lr_decay=0.0,
 # RMSProp
 # ---------------------------------------------------------------------------
 
-def _rmsprop_kernel(p, g, v, g_avg, buf, *, lr, alpha, eps, weight_decay, momentum,
+def rmsprop_kernel(p, g, v, g_avg, buf, *, lr, alpha, eps, weight_decay, momentum,
                     centered, maximize):
     """One RMSProp step on one array, in place on ``p``, ``v``, ``g_avg``, ``buf``."""
     if maximize:
         g = -g
-    g = _decay_or_couple(p, g, lr, weight_decay, decoupled=False)
-    v *= alpha
-    v += (1 - alpha) * g * g
+    g = decay_or_couple(p, g, lr, weight_decay, decoupled=False)
+    update_moment(v, g, alpha, order=2)
     if centered:
-        g_avg *= alpha
-        g_avg += (1 - alpha) * g
+        update_moment(g_avg, g, alpha)
         denom = np.sqrt(v - g_avg * g_avg) + eps
     else:
         denom = np.sqrt(v) + eps
@@ -234,20 +255,20 @@ def rmsprop_update(grads, state: RMSpropState, params, *, lr=1e-2, alpha=0.99, e
         b_t = \mu b_{t-1} + g_t / d_t,\;\; \theta_t = \theta_{t-1} - \eta\, b_t
     """
     check_common(lr, weight_decay)
-    _checks.non_negative("alpha", alpha)
-    _checks.positive("eps", eps)
-    _checks.non_negative("momentum", momentum)
+    validate.non_negative("alpha", alpha)
+    validate.positive("eps", eps)
+    validate.non_negative("momentum", momentum)
     if (centered and state.g_avg is None) or (momentum > 0 and state.momentum is None):
         raise ValueError("state was made for other settings: call "
                          "rmsprop_init(params, momentum=..., centered=...) with the same ones")
-    params = _copy(_checks.float_params(params))
-    grads = _checks.grads_like(grads, params)
+    params = _copy(validate.float_params(params))
+    grads = validate.grads_like(grads, params)
     n = len(params)
     v = _copy(state.v)
     g_avg = _copy(state.g_avg) if centered else [None] * n
     bufs = _copy(state.momentum) if momentum > 0 else [None] * n
     for p, g, v_i, ga_i, b_i in zip(params, grads, v, g_avg, bufs):
-        _rmsprop_kernel(p, np.asarray(g), v_i, ga_i, b_i, lr=lr, alpha=alpha, eps=eps,
+        rmsprop_kernel(p, np.asarray(g), v_i, ga_i, b_i, lr=lr, alpha=alpha, eps=eps,
                         weight_decay=weight_decay, momentum=momentum, centered=centered,
                         maximize=maximize)
     return params, RMSpropState(step=state.step + 1, v=v,
@@ -259,22 +280,20 @@ def rmsprop_update(grads, state: RMSpropState, params, *, lr=1e-2, alpha=0.99, e
 # Adam, AdamW
 # ---------------------------------------------------------------------------
 
-def _adam_kernel(p, g, m, v, v_max, *, t, lr, betas, eps, weight_decay, decoupled,
+def adam_kernel(p, g, m, v, v_max, *, t, lr, betas, eps, weight_decay, decoupled,
                  amsgrad, maximize):
     """One Adam (``decoupled=False``) or AdamW step on one array, in place."""
     beta1, beta2 = betas
     if maximize:
         g = -g
-    g = _decay_or_couple(p, g, lr, weight_decay, decoupled)
-    m *= beta1
-    m += (1 - beta1) * g
-    v *= beta2
-    v += (1 - beta2) * g * g
+    g = decay_or_couple(p, g, lr, weight_decay, decoupled)
+    update_moment(m, g, beta1)
+    update_moment(v, g, beta2, order=2)
     if amsgrad:
         np.maximum(v_max, v, out=v_max)
         v = v_max
-    bias_correction1 = 1 - beta1 ** t
-    bias_correction2 = 1 - beta2 ** t
+    bias_correction1 = bias_correction(beta1, t)
+    bias_correction2 = bias_correction(beta2, t)
     denom = np.sqrt(v) / math.sqrt(bias_correction2) + eps
     p -= (lr / bias_correction1) * m / denom
 
@@ -309,13 +328,13 @@ def adam_update(grads, state: AdamState, params, *, lr=1e-3, betas=(0.9, 0.999),
     check_adam(lr, betas, eps, weight_decay)
     if amsgrad and state.v_max is None:
         raise ValueError("state has no v_max: call adam_init(params, amsgrad=True) for AMSGrad")
-    params = _copy(_checks.float_params(params))
-    grads = _checks.grads_like(grads, params)
+    params = _copy(validate.float_params(params))
+    grads = validate.grads_like(grads, params)
     t = state.step + 1
     m, v = _copy(state.m), _copy(state.v)
     v_max = _copy(state.v_max) if amsgrad else [None] * len(params)
     for p, g, m_i, v_i, vm_i in zip(params, grads, m, v, v_max):
-        _adam_kernel(p, np.asarray(g), m_i, v_i, vm_i, t=t, lr=lr, betas=betas, eps=eps,
+        adam_kernel(p, np.asarray(g), m_i, v_i, vm_i, t=t, lr=lr, betas=betas, eps=eps,
                      weight_decay=weight_decay, decoupled=decoupled_weight_decay,
                      amsgrad=amsgrad, maximize=maximize)
     return params, AdamState(step=t, m=m, v=v, v_max=v_max if amsgrad else state.v_max)
@@ -348,21 +367,19 @@ def nadam_momentum(t, beta1, momentum_decay):
     return beta1 * (1.0 - 0.5 * 0.96 ** (t * momentum_decay))
 
 
-def _nadam_kernel(p, g, m, v, *, t, mu_product, lr, betas, eps, weight_decay,
+def nadam_kernel(p, g, m, v, *, t, mu_product, lr, betas, eps, weight_decay,
                   momentum_decay, decoupled, maximize):
     """One NAdam step on one array; returns the updated product of the mu's."""
     beta1, beta2 = betas
     if maximize:
         g = -g
-    g = _decay_or_couple(p, g, lr, weight_decay, decoupled)
+    g = decay_or_couple(p, g, lr, weight_decay, decoupled)
     mu = nadam_momentum(t, beta1, momentum_decay)
     mu_next = nadam_momentum(t + 1, beta1, momentum_decay)
     mu_product = mu_product * mu
-    m *= beta1
-    m += (1 - beta1) * g
-    v *= beta2
-    v += (1 - beta2) * g * g
-    denom = np.sqrt(v / (1 - beta2 ** t)) + eps
+    update_moment(m, g, beta1)
+    update_moment(v, g, beta2, order=2)
+    denom = np.sqrt(v / bias_correction(beta2, t)) + eps
     p -= (lr * (1 - mu) / (1 - mu_product)) * g / denom
     p -= (lr * mu_next / (1 - mu_product * mu_next)) * m / denom
     return mu_product
@@ -394,14 +411,14 @@ def nadam_update(grads, state: NAdamState, params, *, lr=2e-3, betas=(0.9, 0.999
                     - \eta\,\frac{\mu_{t+1}}{1-\Pi_t\,\mu_{t+1}}\,\frac{m_t}{d_t}
     """
     check_adam(lr, betas, eps, weight_decay)
-    _checks.non_negative("momentum_decay", momentum_decay)
-    params = _copy(_checks.float_params(params))
-    grads = _checks.grads_like(grads, params)
+    validate.non_negative("momentum_decay", momentum_decay)
+    params = _copy(validate.float_params(params))
+    grads = validate.grads_like(grads, params)
     t = state.step + 1
     m, v = _copy(state.m), _copy(state.v)
     mu_product = state.mu_product
     for p, g, m_i, v_i in zip(params, grads, m, v):
-        new_product = _nadam_kernel(p, np.asarray(g), m_i, v_i, t=t, mu_product=mu_product,
+        new_product = nadam_kernel(p, np.asarray(g), m_i, v_i, t=t, mu_product=mu_product,
                                     lr=lr, betas=betas, eps=eps, weight_decay=weight_decay,
                                     momentum_decay=momentum_decay,
                                     decoupled=decoupled_weight_decay, maximize=maximize)
@@ -418,22 +435,30 @@ def radam_rho(t, beta2):
     return rho_inf - 2 * t * beta2 ** t / (1 - beta2 ** t), rho_inf
 
 
-def _radam_kernel(p, g, m, v, *, t, lr, betas, eps, weight_decay, decoupled, maximize):
+def radam_rectifier(t, beta2):
+    r"""RAdam's :math:`r_t`, or ``None`` while :math:`\rho_t \le 5` (an un-adapted momentum step).
+
+    .. math::
+        r_t = \sqrt{\frac{(\rho_t-4)(\rho_t-2)\rho_\infty}{(\rho_\infty-4)(\rho_\infty-2)\rho_t}}
+    """
+    rho_t, rho_inf = radam_rho(t, beta2)
+    if rho_t <= 5:
+        return None
+    return math.sqrt((rho_t - 4) * (rho_t - 2) * rho_inf / ((rho_inf - 4) * (rho_inf - 2) * rho_t))
+
+
+def radam_kernel(p, g, m, v, *, t, lr, betas, eps, weight_decay, decoupled, maximize):
     """One RAdam step on one array, in place."""
     beta1, beta2 = betas
     if maximize:
         g = -g
-    g = _decay_or_couple(p, g, lr, weight_decay, decoupled)
-    m *= beta1
-    m += (1 - beta1) * g
-    v *= beta2
-    v += (1 - beta2) * g * g
-    bias_correction1 = 1 - beta1 ** t
-    bias_correction2 = 1 - beta2 ** t
-    rho_t, rho_inf = radam_rho(t, beta2)
-    if rho_t > 5:
-        rect = math.sqrt((rho_t - 4) * (rho_t - 2) * rho_inf
-                         / ((rho_inf - 4) * (rho_inf - 2) * rho_t))
+    g = decay_or_couple(p, g, lr, weight_decay, decoupled)
+    update_moment(m, g, beta1)
+    update_moment(v, g, beta2, order=2)
+    bias_correction1 = bias_correction(beta1, t)
+    bias_correction2 = bias_correction(beta2, t)
+    rect = radam_rectifier(t, beta2)
+    if rect is not None:
         p -= (m / bias_correction1) * lr * (math.sqrt(bias_correction2) / (np.sqrt(v) + eps)) * rect
     else:  # variance not yet tractable: an un-adapted momentum step
         p -= (m / bias_correction1) * lr
@@ -466,12 +491,12 @@ def radam_update(grads, state: RAdamState, params, *, lr=1e-3, betas=(0.9, 0.999
         r_t = \sqrt{\frac{(\rho_t-4)(\rho_t-2)\rho_\infty}{(\rho_\infty-4)(\rho_\infty-2)\rho_t}}
     """
     check_adam(lr, betas, eps, weight_decay)
-    params = _copy(_checks.float_params(params))
-    grads = _checks.grads_like(grads, params)
+    params = _copy(validate.float_params(params))
+    grads = validate.grads_like(grads, params)
     t = state.step + 1
     m, v = _copy(state.m), _copy(state.v)
     for p, g, m_i, v_i in zip(params, grads, m, v):
-        _radam_kernel(p, np.asarray(g), m_i, v_i, t=t, lr=lr, betas=betas, eps=eps,
+        radam_kernel(p, np.asarray(g), m_i, v_i, t=t, lr=lr, betas=betas, eps=eps,
                       weight_decay=weight_decay, decoupled=decoupled_weight_decay,
                       maximize=maximize)
     return params, RAdamState(step=t, m=m, v=v)

@@ -22,7 +22,7 @@ from numbers import Real
 
 import numpy as np
 
-from . import _checks
+from . import validate
 
 __all__ = [
     "constant",
@@ -41,13 +41,13 @@ __all__ = [
 
 
 def _step(step) -> int:
-    return _checks.non_negative_int("step", step)
+    return validate.non_negative_int("step", step)
 
 
 def _lr_min(lr_min, lr, lr_name: str = "lr") -> float:
     # A "minimum" above the starting lr would turn the decay into a climb;
     # torch accepts it silently, we refuse it.
-    lr_min = _checks.non_negative("lr_min", lr_min)
+    lr_min = validate.non_negative("lr_min", lr_min)
     if lr_min > lr:
         raise ValueError(f"lr_min must be <= {lr_name} ({lr!r}), got {lr_min!r}")
     return lr_min
@@ -79,7 +79,7 @@ def constant(lr):
     Equals ``torch.optim.lr_scheduler.LambdaLR(opt, lambda t: 1.0)`` and
     ``optax.constant_schedule(lr)``.
     """
-    lr = _checks.positive("lr", lr)
+    lr = validate.positive("lr", lr)
 
     def schedule(step):
         _step(step)
@@ -96,9 +96,9 @@ def step_decay(lr, step_size, gamma=0.1):
     Equals ``torch.optim.lr_scheduler.StepLR(opt, step_size, gamma)``.
     ``gamma > 1`` is allowed (a staircase that grows).
     """
-    lr = _checks.positive("lr", lr)
-    step_size = _checks.positive_int("step_size", step_size)
-    gamma = _checks.positive("gamma", gamma)
+    lr = validate.positive("lr", lr)
+    step_size = validate.positive_int("step_size", step_size)
+    gamma = validate.positive("gamma", gamma)
 
     def schedule(step):
         return lr * gamma ** (_step(step) // step_size)
@@ -115,8 +115,8 @@ def exponential(lr, gamma):
 
     Equals ``torch.optim.lr_scheduler.ExponentialLR(opt, gamma)``.
     """
-    lr = _checks.positive("lr", lr)
-    gamma = _checks.positive("gamma", gamma)
+    lr = validate.positive("lr", lr)
+    gamma = validate.positive("gamma", gamma)
 
     def schedule(step):
         return lr * gamma ** _step(step)
@@ -139,8 +139,8 @@ def cosine(lr, total_steps, lr_min=0.0):
     :math:`2T` and repeats with period :math:`2T`.  For restarts on purpose use
     :func:`cosine_warm_restarts`.
     """
-    lr = _checks.positive("lr", lr)
-    total_steps = _checks.positive_int("total_steps", total_steps)
+    lr = validate.positive("lr", lr)
+    total_steps = validate.positive_int("total_steps", total_steps)
     lr_min = _lr_min(lr_min, lr)
 
     def schedule(step):
@@ -172,9 +172,9 @@ def cosine_warm_restarts(lr, period, period_mult=1, lr_min=0.0):
     :math:`t_{cur} = T_i` the cycle has already restarted, so ``lr_min`` itself
     is never returned (period 4: 0.1, 0.0854, 0.05, 0.0146, 0.1, ...).
     """
-    lr = _checks.positive("lr", lr)
-    period = _checks.positive_int("period", period)
-    period_mult = _checks.positive_int("period_mult", period_mult)
+    lr = validate.positive("lr", lr)
+    period = validate.positive_int("period", period)
+    period_mult = validate.positive_int("period_mult", period_mult)
     lr_min = _lr_min(lr_min, lr)
 
     def schedule(step):
@@ -217,8 +217,8 @@ def linear_warmup(schedule, warmup_steps, start_factor=0.0):
     """
     if not callable(schedule):
         raise TypeError(f"schedule must be a schedule function, got {type(schedule).__name__}")
-    warmup_steps = _checks.non_negative_int("warmup_steps", warmup_steps)
-    start_factor = _checks.in_unit_interval("start_factor", start_factor, closed_right=True)
+    warmup_steps = validate.non_negative_int("warmup_steps", warmup_steps)
+    start_factor = validate.in_unit_interval("start_factor", start_factor, closed_right=True)
 
     def warmed(step):
         value = schedule(_step(step))
@@ -257,9 +257,9 @@ def warmup_cosine(peak_lr, warmup_steps, total_steps, lr_min=0.0):
     is no decay phase and the clamp wins: the lr rises to
     :math:`\eta_{\text{peak}}(W-1)/W` and is ``lr_min`` from step ``W`` on.
     """
-    peak_lr = _checks.positive("peak_lr", peak_lr)
-    warmup_steps = _checks.non_negative_int("warmup_steps", warmup_steps)
-    total_steps = _checks.positive_int("total_steps", total_steps)
+    peak_lr = validate.positive("peak_lr", peak_lr)
+    warmup_steps = validate.non_negative_int("warmup_steps", warmup_steps)
+    total_steps = validate.positive_int("total_steps", total_steps)
     if warmup_steps > total_steps:
         raise ValueError(
             f"warmup_steps must be <= total_steps ({total_steps}) because total_steps "
@@ -311,11 +311,11 @@ def one_cycle(max_lr, total_steps, pct_start=0.3, div_factor=25.0, final_div_fac
     ``pct_start * total_steps`` must not be 1 (a zero-length warm-up, where
     torch divides by zero).
     """
-    max_lr = _checks.positive("max_lr", max_lr)
-    total_steps = _checks.positive_int("total_steps", total_steps)
-    pct_start = _checks.in_unit_interval("pct_start", pct_start)
-    div_factor = _checks.positive("div_factor", div_factor)
-    final_div_factor = _checks.positive("final_div_factor", final_div_factor)
+    max_lr = validate.positive("max_lr", max_lr)
+    total_steps = validate.positive_int("total_steps", total_steps)
+    pct_start = validate.in_unit_interval("pct_start", pct_start)
+    div_factor = validate.positive("div_factor", div_factor)
+    final_div_factor = validate.positive("final_div_factor", final_div_factor)
     # Same float arithmetic as torch, so the two agree bit for bit.
     end_up = float(pct_start * total_steps) - 1
     end_down = total_steps - 1
@@ -416,10 +416,10 @@ class ReduceLROnPlateau:
     ):
         if isinstance(lr_or_optimizer, (Real, np.number)):
             self.optimizer = None
-            self._lr = _checks.positive("lr", lr_or_optimizer)
+            self._lr = validate.positive("lr", lr_or_optimizer)
         elif hasattr(lr_or_optimizer, "lr"):
             self.optimizer = lr_or_optimizer
-            _checks.positive("optimizer.lr", lr_or_optimizer.lr)
+            validate.positive("optimizer.lr", lr_or_optimizer.lr)
         else:
             raise TypeError(
                 "lr_or_optimizer must be a learning rate or an object with an lr "
@@ -437,18 +437,18 @@ class ReduceLROnPlateau:
             raise ValueError(f"mode must be 'min' or 'max', got {mode!r}")
         if threshold_mode not in ("rel", "abs"):
             raise ValueError(f"threshold_mode must be 'rel' or 'abs', got {threshold_mode!r}")
-        factor = _checks.in_unit_interval("factor", factor)
-        patience = _checks.non_negative_int("patience", patience)
-        threshold = _checks.non_negative("threshold", threshold)
+        factor = validate.in_unit_interval("factor", factor)
+        patience = validate.non_negative_int("patience", patience)
+        threshold = validate.non_negative("threshold", threshold)
         if mode == "min" and threshold_mode == "rel" and threshold >= 1:
             # best * (1 - threshold) <= 0 could never be beaten by a positive metric
             # (and inf * 0 is NaN for the first metric).
             raise ValueError(
                 f"threshold must be < 1 with mode='min', threshold_mode='rel', got {threshold!r}"
             )
-        cooldown = _checks.non_negative_int("cooldown", cooldown)
-        min_lr = _checks.non_negative("min_lr", min_lr)
-        eps = _checks.non_negative("eps", eps)
+        cooldown = validate.non_negative_int("cooldown", cooldown)
+        min_lr = validate.non_negative("min_lr", min_lr)
+        eps = validate.non_negative("eps", eps)
         self.mode, self.factor, self.patience = mode, factor, patience
         self.threshold, self.threshold_mode, self.cooldown = threshold, threshold_mode, cooldown
         self.min_lr, self.eps = min_lr, eps
@@ -501,8 +501,8 @@ class ReduceLROnPlateau:
             raise ValueError(
                 f"state has missing keys {sorted(missing)} and unexpected keys {sorted(unexpected)}"
             )
-        lr = _checks.positive("state['lr']", state["lr"])
-        counters = {k: _checks.non_negative_int(f"state[{k!r}]", state[k]) for k in self._COUNTERS}
+        lr = validate.positive("state['lr']", state["lr"])
+        counters = {k: validate.non_negative_int(f"state[{k!r}]", state[k]) for k in self._COUNTERS}
         best = state["best"]
         if not isinstance(best, (Real, np.number)) or isinstance(best, bool):
             raise ValueError(f"state['best'] must be a number (inf before any metric), got {best!r}")

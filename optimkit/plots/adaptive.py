@@ -22,7 +22,7 @@ from typing import Callable, NamedTuple, Sequence
 import matplotlib.pyplot as plt
 import numpy as np
 
-from .. import _checks, rules
+from .. import rules, validate
 from ..interactive import SliderFigure
 from ..landscapes import Landscape, run
 from ..optim import Adagrad, Adam, Optimizer, RMSprop
@@ -52,9 +52,9 @@ class RMSpropEpsInside(Optimizer):
         super().__init__(params, dict(lr=lr, alpha=alpha, eps=eps))
 
     def _check(self, group):
-        _checks.non_negative("lr", group["lr"])
-        _checks.in_unit_interval("alpha", group["alpha"])
-        _checks.positive("eps", group["eps"])
+        validate.non_negative("lr", group["lr"])
+        validate.in_unit_interval("alpha", group["alpha"])
+        validate.positive("eps", group["eps"])
 
     def _init_state(self, p, group):
         return {"step": 0, "square_avg": np.zeros_like(p)}
@@ -209,7 +209,7 @@ def run_tracked(landscape, make_optimizer: Callable, steps: int = 100, **run_kwa
 
 def scaled(landscape: Landscape, c: float) -> Landscape:
     """The landscape :math:`c\\,f`: same minima and contours, every gradient multiplied by ``c``."""
-    c = _checks.positive("c", c)
+    c = validate.positive("c", c)
     grad = landscape.grad_xy
     hess = landscape.hessian_xy
     return Landscape(

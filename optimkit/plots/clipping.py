@@ -1,11 +1,8 @@
 r"""Figures and helpers for the chapter on gradient clipping.
 
-* :func:`cliff` -- a 2-D valley that ends in a steep wall, where one gradient step can throw
-  the parameters far away (the "exploding gradient" picture of Pascanu et al.).
 * :class:`Clipped` -- wraps any optimkit optimizer so every step clips its gradients first
   (with :func:`optimkit.clip_grad_norm` or :func:`optimkit.clip_grad_value`) and records the
   norms; it drops into :func:`optimkit.landscapes.run` and :func:`optimkit.digits.train`.
-* :func:`optax_clip_by_global_norm` -- optax's semantics, for comparison with torch's.
 * :func:`cliff_figure` -- the slider figure over ``max_norm``.
 """
 
@@ -17,72 +14,14 @@ from typing import Sequence
 import matplotlib.pyplot as plt
 import numpy as np
 
-from ..clipping import clip_grad_norm, clip_grad_value
+from ..clipping import clip_grad_norm, clip_grad_value, global_norm
 from ..interactive import SliderFigure
 from ..landscapes import Landscape, run
 from ..optim import SGD, Adam, Wrapper
 from .landscape import COLORS, draw_contours
 
-__all__ = ["cliff", "Clipped", "optax_clip_by_global_norm", "angle_deg", "global_norm",
+__all__ = ["Clipped", "angle_deg",
            "clip_vectors_figure", "cliff_runs", "cliff_figure", "norm_histogram_figure"]
-
-
-def _sigmoid(z):
-    return 0.5 * (1.0 + np.tanh(0.5 * z))  # no overflow warnings for large |z|
-
-
-def cliff(height: float = 20.0, sharpness: float = 50.0) -> Landscape:
-    r"""A gentle valley that ends in a steep wall.
-
-    .. math::
-        f(x, y) = \tfrac14 (x - 3)^2 + \tfrac12 y^2 + \frac{H}{k}\,\operatorname{softplus}\bigl(k\,s\bigr),
-        \qquad s = x + \tfrac12 y - 1
-
-    Left of the line :math:`s = 0` the wall term is almost exactly 0 and the valley pulls
-    towards :math:`x = 3`; right of it the loss climbs with slope :math:`H\sqrt{1.25}` (the
-    gradient of the wall term is :math:`H\,\sigma(ks)\,(1, \tfrac12)`). The corner between
-    the two is :math:`1/k` wide. The minimum sits at the foot of the wall.
-    """
-    H, k = float(height), float(sharpness)
-    if H <= 0 or k <= 0:
-        raise ValueError(f"height and sharpness must be > 0, got {height!r}, {sharpness!r}")
-
-    def f(x, y):
-        s = x + 0.5 * y - 1.0
-        return 0.25 * (x - 3.0) ** 2 + 0.5 * y**2 + H / k * np.logaddexp(0.0, k * s)
-
-    def grad_xy(x, y):
-        q = _sigmoid(k * (x + 0.5 * y - 1.0))
-        return 0.5 * (x - 3.0) + H * q, y + 0.5 * H * q
-
-    def hessian_xy(x, y):
-        q = _sigmoid(k * (x + 0.5 * y - 1.0))
-        c = H * k * q * (1.0 - q)
-        return (0.5 + c, 0.5 * c), (0.5 * c, 1.0 + 0.25 * c)
-
-    p = np.array([1.0, 0.0])  # Newton from the corner; the wall's tail balances the valley's pull
-    for _ in range(100):
-        step = np.linalg.solve(np.array(hessian_xy(*p)), np.array(grad_xy(*p)))
-        p -= step
-        if np.max(np.abs(step)) < 1e-14:
-            break
-    return Landscape(
-        name="cliff",
-        f=f,
-        grad_xy=grad_xy,
-        hessian_xy=hessian_xy,
-        minima=((float(p[0]), float(p[1])),),
-        bounds=((-5.5, 2.5), (-3.5, 2.5)),
-        start=(-3.0, 1.5),
-        log_contours=True,
-        latex=(rf"f(x, y) = \tfrac14 (x-3)^2 + \tfrac12 y^2 + \tfrac{{{H:g}}}{{{k:g}}}"
-               rf"\,\mathrm{{softplus}}\bigl({k:g}\,(x + \tfrac12 y - 1)\bigr)"),
-    )
-
-
-def global_norm(grads) -> float:
-    """The 2-norm of all gradient entries together."""
-    return math.sqrt(sum(float(np.sum(np.square(g))) for g in grads))
 
 
 class Clipped(Wrapper):
@@ -112,18 +51,6 @@ class Clipped(Wrapper):
             if self.clip_value is not None:
                 clip_grad_value(grads, self.clip_value)
         self.optimizer.step(grads)
-
-
-def optax_clip_by_global_norm(grads, max_norm: float) -> list:
-    r"""``optax.clip_by_global_norm`` on NumPy arrays (returns new arrays).
-
-    Below the threshold the gradients are returned unchanged; at or above it every entry
-    becomes :math:`g / \lVert g\rVert_2 \cdot c`, with no :math:`10^{-6}` in the denominator.
-    """
-    g_norm = global_norm(grads)
-    if g_norm < max_norm:
-        return [np.array(g, dtype=np.float64, copy=True) for g in grads]
-    return [np.asarray(g, dtype=np.float64) / g_norm * max_norm for g in grads]
 
 
 def angle_deg(a, b) -> float:

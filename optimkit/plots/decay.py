@@ -3,7 +3,7 @@ r"""Measurements and figures for chapter 6 (AdamW): coupled L2 against decoupled
 * comparison variants, *not* part of optimkit's torch-checked API: :class:`SGDDecoupled`
   (decay, then a plain SGD step), :class:`AdamWPaper` (Loshchilov and Hutter's Algorithm 2, where
   decay is scaled by the schedule multiplier only) and :class:`AdamWDecayAfter` (decay applied
-  after the Adam step instead of before). Each reuses :func:`optimkit.rules._adam_kernel`, so
+  after the Adam step instead of before). Each reuses :func:`optimkit.rules.adam_kernel`, so
   the Adam part is the same arithmetic as :class:`optimkit.AdamW`.
 * :func:`train_run` / :func:`sweep` train the digits MLP and keep the model and the optimizer,
   :func:`shrinkage_by_gradient_rms` measures which weights a regulariser shrank;
@@ -18,7 +18,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 from matplotlib.ticker import MaxNLocator
 
-from .. import _checks, rules
+from .. import rules, validate
 from ..digits import MLP, DigitsData, History, train
 from ..interactive import SliderFigure
 from ..optim import Adam, AdamW, Optimizer
@@ -62,7 +62,7 @@ class _AdamBase(Optimizer):
         return {"step": 0, "exp_avg": np.zeros_like(p), "exp_avg_sq": np.zeros_like(p)}
 
     def _adam_step(self, p, g, state, group):
-        rules._adam_kernel(p, g, state["exp_avg"], state["exp_avg_sq"], None, t=state["step"],
+        rules.adam_kernel(p, g, state["exp_avg"], state["exp_avg_sq"], None, t=state["step"],
                            lr=group["lr"], betas=group["betas"], eps=group["eps"],
                            weight_decay=0.0, decoupled=True, amsgrad=False, maximize=False)
 
@@ -79,7 +79,7 @@ class AdamWPaper(_AdamBase):
     same optimizer."""
 
     def __init__(self, params, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=1e-4):
-        lr = _checks.positive("lr", lr)
+        lr = validate.positive("lr", lr)
         super().__init__(params, dict(lr=lr, initial_lr=lr, betas=rules.check_betas(betas),
                                       eps=eps, weight_decay=weight_decay))
 

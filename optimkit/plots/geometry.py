@@ -14,7 +14,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 from matplotlib.colors import ListedColormap, LogNorm
 
-from .. import _checks
+from .. import validate
 from ..interactive import SliderFigure
 from ..landscapes import Landscape1D, run, saddle
 from ..optim import SGD
@@ -120,8 +120,8 @@ def escape_steps(lr: float, sigma: float, runs: int = 32, seed: int = 0, radius:
     :math:`\theta \leftarrow \theta - \eta(\nabla f(\theta) + \xi)`. With ``runs=1`` the noise
     stream is the one ``run(..., seed=seed)`` draws. Runs that never leave get ``-1``.
     """
-    lr = _checks.positive("lr", lr)
-    sigma = _checks.non_negative("sigma", sigma)
+    lr = validate.positive("lr", lr)
+    sigma = validate.non_negative("sigma", sigma)
     rng = np.random.default_rng(seed)
     theta = np.tile(np.asarray(start, dtype=np.float64), (runs, 1))
     escaped = np.full(runs, -1)

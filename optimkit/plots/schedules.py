@@ -22,6 +22,7 @@ import numpy as np
 
 from .. import rules
 from .. import schedules as S
+from ..clipping import global_norm
 from ..digits import MLP, DigitsData, train
 from ..interactive import SliderFigure
 from ..optim import SGD, Adam, RAdam
@@ -355,7 +356,7 @@ def v_hat_samples(ts: Sequence[int], beta2: float = 0.999, runs: int = 20000,
     r"""Adam's bias-corrected second moment :math:`\hat v_t = v_t / (1 - \beta_2^t)` at the steps
     ``ts``, for ``runs`` independent streams of :math:`\mathcal N(0, 1)` gradients.
 
-    Same recurrence as :func:`optimkit.rules._adam_kernel` (:math:`v_t = \beta_2 v_{t-1} +
+    Same recurrence as :func:`optimkit.rules.adam_kernel` (:math:`v_t = \beta_2 v_{t-1} +
     (1-\beta_2) g_t^2`), on one scalar per run. Shape ``(len(ts), runs)``.
     """
     ts = [int(t) for t in ts]
@@ -391,12 +392,10 @@ def v_hat_relative_std(t, beta2: float = 0.999):
 
 def radam_rectifier(t: int, beta2: float = 0.999) -> float:
     r"""RAdam's :math:`r_t`, or NaN on the steps where :math:`\rho_t \le 5` and RAdam takes an
-    un-adapted momentum step instead (the same test and formula as ``optimkit.rules._radam_kernel``).
+    un-adapted momentum step instead (the same test and formula as ``optimkit.rules.radam_kernel``).
     """
-    rho_t, rho_inf = rules.radam_rho(t, beta2)
-    if rho_t <= 5:
-        return math.nan
-    return math.sqrt((rho_t - 4) * (rho_t - 2) * rho_inf / ((rho_inf - 4) * (rho_inf - 2) * rho_t))
+    r = rules.radam_rectifier(t, beta2)
+    return math.nan if r is None else r
 
 
 def adam_relative_steps(model: MLP, data: DigitsData, lr: float, steps: int, batch_size: int = 64,
@@ -416,7 +415,7 @@ def adam_relative_steps(model: MLP, data: DigitsData, lr: float, steps: int, bat
     for t in range(steps):
         idx = rng.choice(n, size=batch_size, replace=False)
         _, grads = model.loss_and_grads(data.X_train[idx], data.y_train[idx])
-        norms[t] = math.sqrt(sum(float(np.sum(g * g)) for g in grads))
+        norms[t] = global_norm(grads)
         before = np.concatenate([p.ravel() for p in model.params])
         opt.step(grads)
         after = np.concatenate([p.ravel() for p in model.params])

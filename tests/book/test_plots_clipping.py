@@ -1,5 +1,5 @@
-"""optimkit.plots.clipping: the cliff, the clipping wrapper and the optax reference behind
-chapter 10, checked against finite differences, closed forms and optimkit's torch-checked clipping."""
+"""optimkit.plots.clipping: the clipping wrapper and the measurements behind chapter 10, checked
+against closed forms and optimkit's torch-checked clipping (the cliff itself: tests/core)."""
 
 import math
 
@@ -14,28 +14,7 @@ from optimkit.plots import clipping as C
 
 @pytest.fixture(scope="module")
 def cliff():
-    return C.cliff()
-
-
-def test_cliff_derivatives_match_finite_differences(cliff):
-    h = 1e-6
-    for point in [(-3.0, 1.5), (0.9, 0.1), (1.05, 0.0), (1.2, -0.5), (2.0, 1.0)]:
-        p = np.array(point)
-        num_grad = [(cliff(p + e) - cliff(p - e)) / (2 * h) for e in np.eye(2) * h]
-        np.testing.assert_allclose(cliff.grad(p), num_grad, rtol=1e-6, atol=1e-6)
-        num_hess = np.array([(cliff.grad(p + e) - cliff.grad(p - e)) / (2 * h) for e in np.eye(2) * h])
-        np.testing.assert_allclose(cliff.hessian(p), num_hess, rtol=1e-5, atol=1e-4)
-
-
-def test_cliff_minimum_is_at_the_foot_of_the_wall(cliff):
-    (m,) = cliff.minima
-    assert np.abs(cliff.grad(m)).max() < 1e-12
-    assert np.all(cliff.hessian_eigenvalues(m) > 0)
-    assert abs(m[0] + 0.5 * m[1] - 1.0) < 0.1      # right at the wall's edge
-    # inside the wall the slope is about H * sqrt(1.25); in the valley it is small
-    assert np.linalg.norm(cliff.grad((1.6, 0.0))) == pytest.approx(20 * math.sqrt(1.25), rel=0.05)
-    with pytest.raises(ValueError):
-        C.cliff(height=0.0)
+    return landscapes.cliff()
 
 
 def test_plain_sgd_is_thrown_off_the_cliff(cliff):
@@ -68,19 +47,19 @@ def test_clipped_wrapper_clips_a_copy_and_records_norms():
 
 def test_optax_rule_against_torchs():
     g = [np.array([0.6, 0.8]) * 0.5, np.array([[0.0]])]
-    below = C.optax_clip_by_global_norm(g, 1.0)
+    below = optimkit.clipping.clip_by_global_norm(g, 1.0)
     assert all(np.array_equal(a, b) for a, b in zip(below, g)) and below[0] is not g[0]
     big = [np.array([3.0]), np.array([[4.0, 0.0]])]
-    above = C.optax_clip_by_global_norm(big, 2.0)
-    assert C.global_norm(above) == pytest.approx(2.0, rel=1e-15)
+    above = optimkit.clipping.clip_by_global_norm(big, 2.0)
+    assert optimkit.clipping.global_norm(above) == pytest.approx(2.0, rel=1e-15)
     assert C.angle_deg(big, above) < 1e-6
     assert big[0][0] == 3.0                                            # inputs are not modified
     # the 1e-6 only matters for tiny thresholds: torch keeps 2/3 of the norm here, optax all
     tiny = [np.array([0.6, 0.8]) * 2e-6]
     torch_like = [tiny[0].copy()]
     optimkit.clip_grad_norm(torch_like, 1e-6)
-    assert C.global_norm(torch_like) == pytest.approx(1e-6 * 2 / 3, rel=1e-9)
-    assert C.global_norm(C.optax_clip_by_global_norm(tiny, 1e-6)) == pytest.approx(1e-6, rel=1e-12)
+    assert optimkit.clipping.global_norm(torch_like) == pytest.approx(1e-6 * 2 / 3, rel=1e-9)
+    assert optimkit.clipping.global_norm(optimkit.clipping.clip_by_global_norm(tiny, 1e-6)) == pytest.approx(1e-6, rel=1e-12)
 
 
 def test_angle_deg():

@@ -297,3 +297,31 @@ def test_run_leaves_the_callers_start_array_alone():
 
     L.run(L.rosenbrock(), GD, start=start, steps=5)
     np.testing.assert_array_equal(start, [-1.2, 1.0])
+
+
+# --- the cliff (chapter 10) -------------------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def cliff():
+    return L.cliff()
+
+
+def test_cliff_derivatives_match_finite_differences(cliff):
+    h = 1e-6
+    for point in [(-3.0, 1.5), (0.9, 0.1), (1.05, 0.0), (1.2, -0.5), (2.0, 1.0)]:
+        p = np.array(point)
+        num_grad = [(cliff(p + e) - cliff(p - e)) / (2 * h) for e in np.eye(2) * h]
+        np.testing.assert_allclose(cliff.grad(p), num_grad, rtol=1e-6, atol=1e-6)
+        num_hess = np.array([(cliff.grad(p + e) - cliff.grad(p - e)) / (2 * h) for e in np.eye(2) * h])
+        np.testing.assert_allclose(cliff.hessian(p), num_hess, rtol=1e-5, atol=1e-4)
+
+
+def test_cliff_minimum_is_at_the_foot_of_the_wall(cliff):
+    (m,) = cliff.minima
+    assert np.abs(cliff.grad(m)).max() < 1e-12
+    assert np.all(cliff.hessian_eigenvalues(m) > 0)
+    assert abs(m[0] + 0.5 * m[1] - 1.0) < 0.1      # right at the wall's edge
+    # inside the wall the slope is about H * sqrt(1.25); in the valley it is small
+    assert np.linalg.norm(cliff.grad((1.6, 0.0))) == pytest.approx(20 * math.sqrt(1.25), rel=0.05)
+    with pytest.raises(ValueError):
+        L.cliff(height=0.0)

@@ -1,7 +1,8 @@
-"""Argument checks shared by every public entry point.
+"""Argument checks shared by every public entry point (the one place optimkit validates).
 
 Each check raises before anything is modified, and its message names the
-argument, the value it got, and what would be accepted.
+argument, the value it got, and what would be accepted. Each returns the
+value it checked, converted (``float``, ``int``, a ``list`` of arrays).
 """
 
 from __future__ import annotations
@@ -12,13 +13,14 @@ from numbers import Real
 import numpy as np
 
 
-def _is_real(value) -> bool:
+def is_real(value) -> bool:
+    """A real number (Python or NumPy), not a bool."""
     return isinstance(value, (Real, np.floating, np.integer)) and not isinstance(value, bool)
 
 
 def finite(name: str, value) -> float:
     """A finite real number."""
-    if not _is_real(value) or not math.isfinite(float(value)):
+    if not is_real(value) or not math.isfinite(float(value)):
         raise ValueError(f"{name} must be a finite number, got {value!r}")
     return float(value)
 
@@ -63,27 +65,58 @@ def non_negative_int(name: str, value) -> int:
     return int(value)
 
 
-def float_params(params) -> list[np.ndarray]:
-    """A non-empty list of floating-point NumPy arrays (updated in place later)."""
-    if isinstance(params, np.ndarray):
+def point(value, dim: int = 2) -> np.ndarray:
+    """A point with ``dim`` coordinates, as a float64 array of shape ``(dim,)``."""
+    p = np.asarray(value, dtype=np.float64)
+    if p.size != dim or p.ndim > 1:
+        raise ValueError(f"point must have {dim} coordinate(s), got shape {p.shape}: {value!r}")
+    return p.reshape(dim)
+
+
+def _array_list(name: str, arrays, item: str) -> list:
+    """``arrays`` as a list, refusing a bare array (a common slip for a list of one)."""
+    if isinstance(arrays, np.ndarray):
         raise TypeError(
-            "params must be a list of NumPy arrays, got a single array; wrap it: [array]"
+            f"{name} must be a list of NumPy arrays, got a single array; wrap it: [{item}]"
         )
     try:
-        params = list(params)
+        return list(arrays)
     except TypeError:
-        raise TypeError(f"params must be a list of NumPy arrays, got {type(params).__name__}") from None
+        raise TypeError(f"{name} must be a list of NumPy arrays, got {type(arrays).__name__}") from None
+
+
+def _all_floating(name: str, arrays: list, item: str, why: str) -> list[np.ndarray]:
+    """Every entry a floating-point NumPy array; ``why`` says why it must be floating point."""
+    for i, a in enumerate(arrays):
+        if not isinstance(a, np.ndarray):
+            raise TypeError(f"{name}[{i}] must be a NumPy array, got {type(a).__name__}")
+        if not np.issubdtype(a.dtype, np.floating):
+            raise TypeError(
+                f"{name}[{i}] has dtype {a.dtype}; {why}, "
+                f"so they must be floating point: use {item}.astype(np.float64)"
+            )
+    return arrays
+
+
+def float_params(params) -> list[np.ndarray]:
+    """A non-empty list of floating-point NumPy arrays (updated in place later)."""
+    params = _array_list("params", params, "array")
     if not params:
         raise ValueError("params is empty: pass at least one array to optimize")
-    for i, p in enumerate(params):
-        if not isinstance(p, np.ndarray):
-            raise TypeError(f"params[{i}] must be a NumPy array, got {type(p).__name__}")
-        if not np.issubdtype(p.dtype, np.floating):
-            raise TypeError(
-                f"params[{i}] has dtype {p.dtype}; optimizers update parameters in place, "
-                f"so they must be floating point: use array.astype(np.float64)"
-            )
-    return params
+    return _all_floating("params", params, "array", "optimizers update parameters in place")
+
+
+def float_grads(grads) -> list[np.ndarray]:
+    """A list of writeable floating-point arrays, for functions that scale gradients in place.
+
+    All are checked before any is touched.
+    """
+    grads = _array_list("grads", grads, "grad")
+    _all_floating("grads", grads, "grad", "clipping scales gradients in place")
+    for i, g in enumerate(grads):
+        if not g.flags.writeable:
+            raise ValueError(f"grads[{i}] is read-only; clipping works in place: pass a writeable copy")
+    return grads
 
 
 def grads_like(grads, params, *, allow_none: bool = False) -> list:
