@@ -4,22 +4,15 @@
                                         --nbgrader generate_assignment-->   exercises/<assignment>/<name>.ipynb
 
 Cells in solutions/ carry a compact nbgrader spec, ``{id, kind, points}``, which
-:func:`expand_metadata` turns into nbgrader's full cell metadata:
-
-=========  =========================================  ======================
-kind       nbgrader cell type                          metadata
-=========  =========================================  ======================
-solution   autograded answer (code the student writes)  solution
-tests      autograder tests (visible or hidden checks)  grade, locked, points
-written    manually graded answer (markdown)            solution, grade, points
-locked     read-only                                    locked
-=========  =========================================  ======================
+:func:`autograder.cells.expand` turns into nbgrader's full cell metadata (``cells.KINDS``:
+solution, tests, written, locked). The points of every test live there and only there:
+:func:`points` reads them.
 """
 
 from __future__ import annotations
 
 import contextlib
-import json
+import functools
 import os
 import shutil
 import sys
@@ -29,64 +22,52 @@ from pathlib import Path
 import jupytext
 import nbformat
 
+from . import cells
+
 ROOT = Path(__file__).resolve().parents[1]
 SOLUTIONS = ROOT / "solutions"
 EXERCISES = ROOT / "exercises"
 SOURCE = ROOT / "_build" / "course" / "source"
 CONFIG_DIR = ROOT / "autograder"
 
-KINDS = {
-    "solution": dict(solution=True, grade=False, locked=False),
-    "tests": dict(solution=False, grade=True, locked=True),
-    "written": dict(solution=True, grade=True, locked=False),
-    "locked": dict(solution=False, grade=False, locked=True),
-}
-
-
-class SpecError(ValueError):
-    """A solutions/ notebook whose nbgrader spec is wrong; the message says where."""
-
 
 def assignments() -> list[str]:
     return sorted(p.name for p in SOLUTIONS.iterdir() if p.is_dir() and any(p.glob("*.md")))
 
 
-def expand_metadata(nb, where: str):
-    """Turn compact ``{id, kind, points}`` specs into nbgrader's cell metadata, in place."""
-    seen = set()
-    for index, cell in enumerate(nb.cells):
-        spec = cell.metadata.get("nbgrader")
-        if spec is None:
-            continue
-        if "schema_version" in spec:  # already full nbgrader metadata
-            continue
-        label = f"{where}, cell {index + 1}"
-        kind, grade_id = spec.get("kind"), spec.get("id")
-        if kind not in KINDS:
-            raise SpecError(f"{label}: kind must be one of {sorted(KINDS)}, got {kind!r}")
-        if not grade_id or grade_id in seen:
-            raise SpecError(f"{label}: id must be present and unique, got {grade_id!r}")
-        seen.add(grade_id)
-        full = dict(KINDS[kind], grade_id=grade_id, schema_version=3)
-        if full["grade"]:
-            points = spec.get("points")
-            if not isinstance(points, (int, float)) or points <= 0:
-                raise SpecError(f"{label}: a {kind} cell needs points > 0, got {points!r}")
-            full["points"] = points
-        if kind == "written" and cell.cell_type != "markdown":
-            raise SpecError(f"{label}: a written answer must be a markdown cell")
-        cell.metadata["nbgrader"] = full
-    return nb
+def notebooks(assignment: str) -> list[str]:
+    """The names of an assignment's notebooks (solutions/<assignment>/<name>.md)."""
+    return sorted(p.stem for p in (SOLUTIONS / assignment).glob("*.md"))
 
 
 def read_solution(path: Path):
     nb = jupytext.read(path)
     nb.metadata.pop("jupytext", None)
     nb.metadata["kernelspec"] = {"display_name": "Python 3", "language": "python", "name": "python3"}
-    nb = expand_metadata(nb, str(path.relative_to(ROOT)))
+    nb = cells.expand(nb, str(path.relative_to(ROOT)))
     for index, cell in enumerate(nb.cells):  # stable ids keep the release reproducible
-        cell.id = cell.metadata.get("nbgrader", {}).get("grade_id") or f"cell-{index}"
+        cell.id = cells.cell_name(cell) or f"cell-{index}"
     return nb
+
+
+@functools.cache
+def grade_cells(assignment: str) -> dict[str, cells.GradeCell]:
+    """Every grade cell of the assignment's source notebooks, by id (see :func:`cells.grade_cells`):
+    the problem each test checks and its points, as solutions/ declares them."""
+    found = {}
+    for name in notebooks(assignment):
+        path = SOLUTIONS / assignment / f"{name}.md"
+        found.update(cells.grade_cells(read_solution(path).cells, str(path.relative_to(ROOT))))
+    return found
+
+
+def points(assignment: str, problem: str) -> float:
+    """The points of ``problem``'s hidden check: its hidden test cell's, in solutions/."""
+    found = [cell.points for cell in grade_cells(assignment).values() if cell.hidden and cell.problem == problem]
+    if len(found) != 1:
+        raise cells.ProtocolError(f"solutions/{assignment}: {len(found)} hidden test cells check {problem!r}; "
+                                  f"there must be exactly one (the hidden check's points are its points)")
+    return found[0]
 
 
 def build_source(dest: Path = SOURCE) -> list[Path]:
