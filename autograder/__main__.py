@@ -61,7 +61,7 @@ def main(argv=None) -> int:
     limits = sandbox.Limits(cell_timeout=args.cell_timeout, wall_clock=args.wall_clock,
                             memory=args.memory * 2**20)
     try:
-        pipeline.grade(args.inbox, out=args.out, assignment=args.assignment, roster=roster,
+        pipeline.grade_inbox(args.inbox, out=args.out, assignment=args.assignment, roster=roster,
                        workers=args.workers, seed=args.seed, isolation=args.isolation,
                        db_url=args.db_url, limits=limits, allow_unsandboxed=args.allow_unsandboxed)
     except pipeline.InputError as exc:

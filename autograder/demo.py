@@ -12,37 +12,33 @@ from pathlib import Path
 
 import nbformat
 
-from . import course
-from .checks import registry
+from . import cells, course
+from .checks import core, registry
 
 SOLUTION_REGION = re.compile(r"[ \t]*### BEGIN SOLUTION\n(.*?)[ \t]*### END SOLUTION\n?", re.S)
 
 
 def reference_answers(assignment: str, notebook: str) -> dict[str, str]:
-    """``{grade_id: answer source}`` of the solution cells, solution markers removed."""
+    """``{answer cell name: answer source}`` of the solution cells, solution markers removed."""
     nb = course.read_solution(course.SOLUTIONS / assignment / f"{notebook}.md")
-    answers = {}
-    for cell in nb.cells:
-        meta = cell.metadata.get("nbgrader", {})
-        if meta.get("solution"):
-            answers[meta["grade_id"]] = SOLUTION_REGION.sub(lambda m: m.group(1), cell.source)
-    return answers
+    return {name: SOLUTION_REGION.sub(lambda m: m.group(1), cell.source)
+            for name, cell in cells.answers(nb.cells).items()}
 
 
 def fill(assignment: str, notebook: str, choices: dict[str, str]):
-    """The release notebook with answers filled in per ``choices`` ({grade_id: how})."""
+    """The release notebook with answers filled in per ``choices`` ({answer cell name: how})."""
     nb = nbformat.read(course.EXERCISES / assignment / f"{notebook}.ipynb", as_version=4)
     answers = reference_answers(assignment, notebook)
     problems = registry().get(assignment, {})
     for cell in nb.cells:
-        grade_id = cell.metadata.get("nbgrader", {}).get("grade_id")
-        how = choices.get(grade_id, "solution") if grade_id in answers else None
+        answer = cells.cell_name(cell)
+        how = choices.get(answer, "solution") if answer in answers else None
         if how is None or how == "blank":
             continue
         if how == "solution":
-            cell.source = answers[grade_id]
+            cell.source = answers[answer]
         else:
-            variants = {v.name: v for v in problems[grade_id].variants}
+            variants = {v.name: v for v in problems[answer].variants}
             cell.source = variants[how].code.strip() + "\n"
     return nb
 
@@ -164,9 +160,9 @@ def reach():
         "import": lambda: __import__("optim" + "kit"),
         "importlib": lambda: importlib.import_module("".join(["op", "tim", "kit"])),
         "sys.modules": lambda: next(m for k, m in list(sys.modules.items()) if "kit" in k and "optim" in k),
-        "checks module": lambda: importlib.import_module("autograder.checks." + "sgd"),
+        "checks module": lambda: importlib.import_module("autograder.checks." + "a01_sgd"),
         "source file": lambda: next(path for d in sys.path + ["/", "/*", "/*/*", "/*/*/*"]
-                                    for pattern in ("optimkit/*.py", "autograder/checks/sgd.py")
+                                    for pattern in ("optimkit/*.py", "autograder/checks/a01_sgd.py")
                                     for path in glob.glob(os.path.join(d, pattern))),
         "gc": lambda: next(o for o in gc.get_objects() if callable(o)
                            and getattr(o, "__name__", "").endswith("_reference")),
@@ -210,7 +206,7 @@ def first_problem(assignment: str) -> str:
 def _answer_code(assignment: str, notebook: str, problem: str, how: str) -> str:
     if how == "blank":  # the release's cell: the function with the stub inside
         nb = nbformat.read(course.EXERCISES / assignment / f"{notebook}.ipynb", as_version=4)
-        return next(c.source for c in nb.cells if c.metadata.get("nbgrader", {}).get("grade_id") == problem)
+        return cells.answers(nb.cells)[problem].source
     if how == "solution":
         return reference_answers(assignment, notebook)[problem]
     return registry()[assignment][problem].variants[0].code.strip() + "\n"
@@ -234,25 +230,22 @@ def _behaviour_notebook(assignment: str, notebook: str, name: str):
     if name in BEHAVIOURS:
         before, _, after, _ = BEHAVIOURS[name]
         for cell in nb.cells:
-            if cell.metadata.get("nbgrader", {}).get("grade_id") == problem:
+            if cells.cell_name(cell) == problem:
                 answer = _answer_code(assignment, notebook, problem, how)
                 cell.source = "\n".join(part.strip("\n") for part in (
                     before, answer, after.replace("{name}", problem)) if part.strip()) + "\n"
         return nb
-    from .pipeline import problem_of_cells
-
-    what, tests = TAMPERED_CELLS[name], problem_of_cells(assignment)
+    what, declared = TAMPERED_CELLS[name], course.grade_cells(assignment)
     kept = []
     for cell in nb.cells:
-        meta = cell.metadata.get("nbgrader", {})
-        test_of_problem = meta.get("grade") and not meta.get("solution") and \
-            tests.get(meta.get("grade_id")) == problem
+        test_of_problem = cells.is_test(cell) and cells.cell_name(cell) in declared and \
+            declared[cells.cell_name(cell)].problem == problem
         if test_of_problem and what == "delete":
             continue
         if test_of_problem and what == "edit":
             cell.source = "print('all good')\n3"   # pretend to pass, claim full points
         if test_of_problem and what == "points" and "HIDDEN" in cell.source:
-            meta["points"] = 100
+            cells.set_points(cell, 100)
         kept.append(cell)
     nb.cells = kept
     return nb
@@ -309,13 +302,11 @@ def build_corpus(dest: Path = DEMO) -> list[Path]:
 def expected_scores(assignment: str, case: dict, seed: int) -> dict[str, float]:
     """The oracle: each problem's points computed in this process, without the sandbox, the
     transport or nbgrader: our visible test cells run against the answer code directly,
-    the hidden part judged by ``checks.core`` on an in-process probe."""
+    the hidden part judged by ``checks.core`` on an answer recorded in this process."""
     import contextlib
     import io
 
     import numpy as np
-
-    from .checks import core
 
     problems = registry()[assignment]
     name = case["notebook"]
@@ -344,12 +335,8 @@ def expected_scores(assignment: str, case: dict, seed: int) -> dict[str, float]:
 
     # Visible tests may call any answer and use the notebook's set-up (imports, constants).
     shared = {"np": np}
-    for cell in source.cells:
-        meta = cell.metadata.get("nbgrader", {})
-        if meta.get("solution"):
-            break
-        if cell.cell_type == "code" and meta.get("locked"):
-            exec(compile(cell.source, "<setup>", "exec"), shared)  # noqa: S102 - our own cell
+    for index in cells.setup_cells(source.cells):
+        exec(compile(source.cells[index].source, "<setup>", "exec"), shared)  # noqa: S102 - our own cell
     for problem in problems:
         shared[problem] = answer_function(problem)
     for problem in verdicts:  # hangs, crashes, runs out of memory: fails whatever test calls it
@@ -357,19 +344,17 @@ def expected_scores(assignment: str, case: dict, seed: int) -> dict[str, float]:
             raise RuntimeError("the misbehaving answer")
         shared[problem] = broken
 
-    totals, current = {}, None
+    totals, declared = {}, cells.grade_cells(source.cells)
     for cell in source.cells:
-        meta = cell.metadata.get("nbgrader", {})
-        if meta.get("solution"):
-            current = meta["grade_id"]
-        if not meta.get("grade") or meta.get("solution") or current not in problems:
+        current = declared[cells.cell_name(cell)].problem if cells.is_test(cell) else None
+        if current not in problems:
             continue
         if current in verdicts:
             totals[current] = totals.get(current, 0.0) + verdicts[current]
             continue
         fn = shared[current]
-        hidden = "### BEGIN HIDDEN TESTS" in cell.source
-        visible_code = cell.source.split("### BEGIN HIDDEN TESTS")[0]
+        hidden = cells.is_hidden_test(cell)
+        visible_code = cells.visible_part(cell.source)
         namespace = dict(shared)
         try:
             with contextlib.redirect_stdout(io.StringIO()):
@@ -377,11 +362,11 @@ def expected_scores(assignment: str, case: dict, seed: int) -> dict[str, float]:
             passed = True
         except Exception:  # noqa: BLE001
             passed = False
-        if hidden:
-            score = core.judge(problems[current], core.probe(problems[current], fn, seed), seed).score \
-                if passed else 0.0
+        if hidden and passed:
+            check = problems[current]
+            score = core.judge(check, core.record_answer(check, fn, seed), seed, cells.points(cell)).score
         else:
-            score = float(meta["points"]) if passed else 0.0
+            score = float(cells.points(cell)) if passed and not hidden else 0.0
         totals[current] = round(totals.get(current, 0.0) + score, 6)
     return totals
 

@@ -37,15 +37,13 @@ import numpy as np
 from nbgrader.preprocessors import NbGraderPreprocessor, OverwriteCells
 from traitlets import Bool, Float, Integer, Unicode
 
-from . import sandbox, wire
-from .checks import core, registry
+from . import cells, checks, course, sandbox, wire
+from .checks import core
 
 # nbgrader 0.9.6's gradebook code triggers SQLAlchemy's autoflush warning on every autograde
 # ("Object of type <SubmittedAssignment> not in session"); harmless, and it buries real messages.
 warnings.filterwarnings("ignore", message=r"Object of type <\w+> not in session", category=Warning)
 
-HIDDEN = re.compile(r"### BEGIN HIDDEN TESTS\n(.*?)### END HIDDEN TESTS", re.S)
-GRADE_CALL = re.compile(r'grade\("(\w+)"')
 MAX_RESTARTS = 3
 OUTPUT_CAP = 20_000  # characters of a cell's output kept (the runner caps it too)
 CELL_GRACE = 2.0  # seconds past a cell's limit before the grader stops the notebook itself
@@ -81,48 +79,46 @@ def forbidden_use(source: str, allowed: list[str] = ()) -> str | None:
 
 
 def _role(cell, not_run=()) -> str:
-    meta = cell.metadata.get("nbgrader", {})
-    if meta.get("grade") and not meta.get("solution"):
-        return "hidden" if HIDDEN.search(cell.source) else "visible"
-    if meta.get("locked") and not meta.get("solution") and (
-            forbidden_use(cell.source) or meta.get("grade_id") in not_run):
+    if cells.is_test(cell):
+        return "hidden" if cells.is_hidden_test(cell) else "visible"
+    if cells.is_locked(cell) and not cells.is_solution(cell) and (
+            forbidden_use(cell.source) or cells.cell_name(cell) in not_run):
         return "display"  # our own cells that use optimkit (absent from the sandbox), or what they define
     return "code"
 
 
+def _hidden_problem(cell, assignment: str) -> str | None:
+    """The problem a hidden test cell checks, as solutions/ declares it (None for a cell the
+    source does not have, e.g. one whose id the student changed: it runs as a visible test)."""
+    declared = course.grade_cells(assignment).get(cells.cell_name(cell))
+    if declared is None or not declared.hidden:
+        return None
+    if declared.problem not in checks.of(assignment).problems:
+        raise cells.ProtocolError(f"{cells.cell_name(cell)} is a hidden test of {declared.problem!r}, which "
+                                  f"{checks.of(assignment).module.__name__}.PROBLEMS does not define")
+    return declared.problem
+
+
 def make_plan(nb, assignment: str, settings: Settings) -> dict:
-    cells = []
-    not_run = getattr(_checks_module(assignment), "NOT_RUN_WHEN_GRADING", ())
+    plan_cells = []
+    not_run = checks.of(assignment).not_run_when_grading
     for index, cell in enumerate(nb.cells):
         if cell.cell_type != "code":
             continue
         role = _role(cell, not_run)
-        grade_id = cell.metadata.get("nbgrader", {}).get("grade_id") or f"cell-{index}"
-        entry = {"id": grade_id, "index": index, "role": role, "source": cell.source}
-        if role == "hidden":
-            match = GRADE_CALL.search(HIDDEN.search(cell.source).group(1))
-            entry["problem"] = match.group(1) if match else None
-            entry["source"] = cell.source[: cell.source.index("### BEGIN HIDDEN TESTS")]
-            entry["role"] = "hidden" if match else "visible"
         if role == "display":
             continue
-        cells.append(entry)
-    module = _checks_module(assignment)
-    return {"assignment": assignment, "checks_module": module.__name__, "seed": settings.seed,
-            "cells": cells, "cell_timeout": settings.limits.cell_timeout,
-            "allowed_imports": getattr(module, "ALLOWED_IMPORTS", [])}
-
-
-def _checks_module(assignment: str):
-    import importlib
-
-    from .checks import registry
-
-    registry()  # imports every checks module once
-    for name, module in sys.modules.items():
-        if name.startswith("autograder.checks.") and getattr(module, "ASSIGNMENT", None) == assignment:
-            return importlib.import_module(name)
-    raise KeyError(f"no checks module declares ASSIGNMENT = {assignment!r}")
+        entry = {"id": cells.cell_name(cell) or f"cell-{index}", "index": index, "role": role, "source": cell.source}
+        if role == "hidden":
+            entry["problem"] = _hidden_problem(cell, assignment)
+            if entry["problem"] is None:
+                entry["role"] = "visible"
+            else:
+                entry["source"] = cells.visible_part(cell.source)
+        plan_cells.append(entry)
+    return {"assignment": assignment, "checks_module": checks.of(assignment).module.__name__,
+            "seed": settings.seed, "cells": plan_cells, "cell_timeout": settings.limits.cell_timeout,
+            "allowed_imports": checks.of(assignment).allowed_imports}
 
 
 class RemoteFunction:
@@ -197,7 +193,7 @@ class Session:
 
 def _drive_remote(session: Session, problem, settings: "Settings") -> core.Transcript:
     """Run ``problem``'s drive here, in the grader, against the student's function in the sandbox."""
-    transcript = core.drive(problem, RemoteFunction(session), settings.seed)
+    transcript = core.record(problem, RemoteFunction(session), settings.seed)
     session.send({"op": "end"})
     return transcript
 
@@ -282,7 +278,7 @@ def _calls(raw) -> list:
 
 def run_in_sandbox(plan: dict, settings: Settings, problems: dict | None = None) -> tuple[dict, list[str]]:
     """Records per cell id, and notes (timeouts, crashes) about the run."""
-    problems = problems if problems is not None else registry()[plan["assignment"]]
+    problems = problems if problems is not None else checks.of(plan["assignment"]).problems
     notes, skip, records = [], [], {}
     for attempt in range(MAX_RESTARTS + 1):
         records, started, done, what = _run_once(dict(plan, skip=skip), settings, problems)
@@ -334,30 +330,6 @@ def _read_results(path: Path):
     return records, started, done
 
 
-class _ReplayFunction:
-    """A student's function, played back from what it returned in the sandbox."""
-
-    def __init__(self, name: str, calls: list):
-        self.name, self.calls, self.index = name, calls, 0
-
-    def __call__(self, *args, **kwargs):
-        if self.index >= len(self.calls):
-            raise AssertionError(f"{self.name} was called more often than in your run")
-        call = self.calls[self.index]
-        self.index += 1
-        same = len(args) == len(call.args) and all(core.same_value(a, b) for a, b in zip(args, call.args)) \
-            and set(kwargs) == set(call.inputs) and all(core.same_value(kwargs[k], call.inputs[k]) for k in kwargs)
-        if not same:
-            raise AssertionError(f"{self.name} was called with other arguments than in your run")
-        if call.error is not None:
-            raise RuntimeError(call.error)
-        for key, value in call.after.items():  # reproduce in-place changes the call made
-            target = args[int(key[1:])] if key.startswith("#") else kwargs.get(key)
-            if isinstance(target, np.ndarray) and isinstance(value, np.ndarray) and target.shape == value.shape:
-                target[...] = value
-        return core.copy_value(call.output)
-
-
 def replay_visible(source: str, calls: dict, setup: list[str]) -> str | None:
     """Run our visible test ``source`` here against recorded calls; None if it passes."""
     namespace = {"np": np, "__name__": "__visible__"}
@@ -365,7 +337,7 @@ def replay_visible(source: str, calls: dict, setup: list[str]) -> str | None:
         for code in setup:
             exec(compile(code, "<setup>", "exec"), namespace)  # noqa: S102 - our own cells
         for name, raw in calls.items():
-            namespace[name] = _ReplayFunction(name, raw)
+            namespace[name] = core.Replay(name, raw)
         with open(os.devnull, "w") as sink:
             stdout, sys.stdout = sys.stdout, sink
             try:
@@ -390,25 +362,17 @@ def _error(message: str):
 
 def grade_notebook(nb, assignment: str, settings: Settings) -> tuple[object, dict]:
     """Fill ``nb``'s cells with graded outputs; returns (nb, summary)."""
-    problems = registry()[assignment]
+    problems = checks.of(assignment).problems
     plan = make_plan(nb, assignment, settings)
     records, notes = run_in_sandbox(plan, settings, problems)
     by_index = {entry["index"]: entry for entry in plan["cells"]}
-    allowed = getattr(_checks_module(assignment), "ALLOWED_IMPORTS", [])
-    solution_text = {}
-    extra_mentions = []
-    for cell in nb.cells:
-        meta = cell.metadata.get("nbgrader", {})
-        if cell.cell_type == "code" and meta.get("solution"):
-            solution_text[meta.get("grade_id")] = cell.source
-        elif cell.cell_type == "code" and not meta and forbidden_use(cell.source, allowed):
-            extra_mentions.append(forbidden_use(cell.source, allowed))
-    # Set-up for replaying tests here: our locked cells before the first answer (imports,
-    # constants), never a cell that runs student code.
-    first_answer = min((i for i, c in enumerate(nb.cells) if c.metadata.get("nbgrader", {}).get("solution")),
-                       default=len(nb.cells))
-    setup = [e["source"] for e in plan["cells"] if e["role"] == "code" and e["index"] < first_answer
-             and nb.cells[e["index"]].metadata.get("nbgrader", {}).get("locked")]
+    allowed = checks.of(assignment).allowed_imports
+    solution_text = {cells.cell_name(c): c.source for c in nb.cells if c.cell_type == "code" and cells.is_solution(c)}
+    extra_mentions = [forbidden_use(c.source, allowed) for c in nb.cells
+                      if c.cell_type == "code" and not cells.is_nbgrader(c) and forbidden_use(c.source, allowed)]
+    # Set-up for replaying tests here: the notebook's set-up cells that ran in the sandbox as
+    # plain code (imports, constants), never a cell that runs student code.
+    setup = [by_index[i]["source"] for i in cells.setup_cells(nb.cells) if by_index.get(i, {}).get("role") == "code"]
     summary = {"problems": {}, "notes": notes, "mistakes": {}}
     for index, cell in enumerate(nb.cells):
         if cell.cell_type != "code":
@@ -435,12 +399,13 @@ def grade_notebook(nb, assignment: str, settings: Settings) -> tuple[object, dic
                 cell.outputs.append(_error(failure))
         elif entry["role"] == "hidden":
             cell.outputs = _hidden_outputs(entry, record, problems, solution_text, extra_mentions,
-                                           allowed, setup, settings, summary)
+                                           allowed, setup, settings, summary,
+                                           course.grade_cells(assignment)[entry["id"]].points)
     return nb, summary
 
 
 def _hidden_outputs(entry, record, problems, solution_text, extra_mentions, allowed, setup,
-                    settings, summary):
+                    settings, summary, points):
     problem = problems[entry["problem"]]
     prefix_failure = record.get("error") or (
         replay_visible(entry["source"], record.get("calls", {}), setup) if entry["source"].strip() else None)
@@ -451,7 +416,7 @@ def _hidden_outputs(entry, record, problems, solution_text, extra_mentions, allo
     mention = forbidden_use(solution_text.get(problem.name, "") or "", allowed)
     if mention or extra_mentions:
         transcript.forbidden = mention or extra_mentions[0]
-    verdict = core.judge(problem, transcript, settings.seed)  # driven here: nothing to verify
+    verdict = core.judge(problem, transcript, settings.seed, points)  # driven here: nothing to verify
     score = 0.0 if prefix_failure else verdict.score
     summary["problems"][problem.name] = score
     if verdict.matched_variant:
@@ -471,7 +436,7 @@ def notebook_key(nb, seed: int) -> str:
     for cell in nb.cells:
         if cell.cell_type == "code":
             digest.update(cell.source.encode())
-            digest.update(json.dumps(cell.metadata.get("nbgrader", {}), sort_keys=True).encode())
+            digest.update(json.dumps(cells.metadata(cell), sort_keys=True).encode())
     return digest.hexdigest()
 
 
@@ -491,8 +456,7 @@ class RestoreCells(OverwriteCells):
         order = [cell.name for cell in source_cells]
         solutions = {cell.name for cell in source_nb.solution_cells}
         for grade_cell in source_nb.grade_cells:
-            present = {c.metadata.get("nbgrader", {}).get("grade_id"): i for i, c in enumerate(nb.cells)
-                       if c.metadata.get("nbgrader", {}).get("grade_id")}
+            present = {cells.cell_name(c): i for i, c in enumerate(nb.cells) if cells.cell_name(c)}
             if grade_cell.name in present:
                 continue
             self.log.warning("Missing grade cell %s encountered, adding to notebook", grade_cell.name)

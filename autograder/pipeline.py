@@ -42,7 +42,8 @@ from pathlib import Path
 
 import nbformat
 
-from . import course, grading, sandbox
+from . import checks, course, grading, sandbox
+from .checks import core
 
 ROOT = course.ROOT
 CANVAS_NAME = re.compile(r"^(?P<student>[A-Za-z0-9.\-]+?)(?:_LATE)?_(?P<uid>\d+)_(?P<sid>\d+)_(?P<file>.+\.ipynb)$")
@@ -85,10 +86,6 @@ class Row:
 
 
 # --- collect ----------------------------------------------------------------------------------
-
-def notebook_names(assignment: str) -> list[str]:
-    return sorted(p.stem for p in (course.SOLUTIONS / assignment).glob("*.md"))
-
 
 def collect(inbox: Path, assignment: str | None, roster: set[str] | None,
             workdir: Path) -> tuple[list[Submission], list[Row], list[str]]:
@@ -144,7 +141,7 @@ def collect(inbox: Path, assignment: str | None, roster: set[str] | None,
         if roster is not None and student not in roster:
             outsiders[student] = outsiders.get(student, 0) + 1
             notes.append("not in the roster")
-        expected = notebook_names(assignment_id)
+        expected = course.notebooks(assignment_id)
         files = {}
         for sid, filename, path, origin in sorted(items, key=lambda item: item[0], reverse=True):
             stem = re.sub(r"(-\d+)?\.ipynb$", "", filename)  # LMS resubmissions: sgd-1.ipynb
@@ -222,13 +219,11 @@ def _init_worker(config: Config, slots, grader: int) -> None:
     _die_with_grader(grader)
     _worker["slot"] = slots.get()
     _worker["config"] = config
-    os.environ[grading.core.SEED_ENV] = str(config.seed)
+    os.environ[core.SEED_ENV] = str(config.seed)
     stack = contextlib.ExitStack()
     _worker["api"] = stack.enter_context(course.nbgrader_api(**_nbgrader_overrides(config)))
     _worker["stack"] = stack
-    from .checks import registry
-
-    registry()  # import every checks module (and optimkit) once, not per submission
+    checks.modules()  # import every checks module (and optimkit) once, not per submission
 
 
 def _nbgrader_overrides(config: Config) -> dict:
@@ -270,7 +265,7 @@ def submission_key(sub: Submission, seed: int) -> str:
     return digest.hexdigest()[:32]
 
 
-def grade_one(sub: Submission) -> Row:
+def grade_submission(sub: Submission) -> Row:
     """In a worker: sandbox phase (concurrent), then nbgrader autograde + feedback."""
     config: Config = _worker["config"]
     api = _worker["api"]
@@ -350,25 +345,12 @@ def _precompute(api, sub: Submission, config: Config, row: Row) -> None:
         row.notes += summary["notes"]
 
 
-def problem_of_cells(assignment: str) -> dict[str, str]:
-    """grade_id -> the problem it belongs to (the answer cell it follows)."""
-    mapping, current = {}, None
-    for name in notebook_names(assignment):
-        nb = course.read_solution(course.SOLUTIONS / assignment / f"{name}.md")
-        for cell in nb.cells:
-            meta = cell.metadata.get("nbgrader", {})
-            if meta.get("solution"):
-                current = meta["grade_id"]
-            if meta.get("grade"):
-                mapping[meta["grade_id"]] = current if not meta.get("solution") else meta["grade_id"]
-    return mapping
-
-
-def per_problem(assignment: str, cells: dict[str, float]) -> dict[str, float]:
-    mapping = problem_of_cells(assignment)
+def per_problem(assignment: str, scores: dict[str, float]) -> dict[str, float]:
+    """Scores by grade cell id, summed by the problem each cell grades (solutions/ declares it)."""
+    declared = course.grade_cells(assignment)
     totals: dict[str, float] = {}
-    for grade_id, score in cells.items():
-        problem = mapping.get(grade_id, grade_id)
+    for cell_id, score in scores.items():
+        problem = declared[cell_id].problem if cell_id in declared else cell_id
         totals[problem] = round(totals.get(problem, 0.0) + score, 6)
     return totals
 
@@ -440,7 +422,7 @@ def write_csv(rows: list[Row], path: Path) -> None:
             writer.writerow(record)
 
 
-def grade(inbox: Path, *, out: Path, assignment: str | None = None, roster: set[str] | None = None,
+def grade_inbox(inbox: Path, *, out: Path, assignment: str | None = None, roster: set[str] | None = None,
           workers: int = 0, seed: int | None = None, isolation: str | None = None,
           db_url: str | None = None, limits: sandbox.Limits = sandbox.Limits(),
           allow_unsandboxed: bool = False, quiet: bool = False) -> list[Row]:
@@ -527,7 +509,7 @@ def _grade_locked(inbox, out, assignment, roster, workers, seed, isolation, db_u
                 slots.put(slot)
             with ProcessPoolExecutor(max_workers=workers, mp_context=ctx, initializer=_init_worker,
                                      initargs=(config, slots, os.getpid())) as pool:
-                futures = {pool.submit(grade_one, sub): sub for sub in todo}
+                futures = {pool.submit(grade_submission, sub): sub for sub in todo}
                 for future in as_completed(futures):
                     sub = futures[future]
                     if future.cancelled():

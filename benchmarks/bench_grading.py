@@ -32,7 +32,7 @@ HONEST = ("correct", "mistakes-")
 PLAIN_CONFIG = """
 c = get_config()
 load_subconfig({config!r})
-# Stock nbgrader: the kernel runs every cell, hidden checks included (autograder.checks.grade).
+# Stock nbgrader: the kernel runs every cell, hidden checks included (autograder.checks.score_answer).
 from nbgrader.converters.autograde import Autograde
 c.Autograde.autograde_preprocessors = Autograde.class_traits()["autograde_preprocessors"].default()
 c.CourseDirectory.submitted_directory = {submitted!r}

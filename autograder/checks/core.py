@@ -1,21 +1,27 @@
-"""Hidden numeric checks, split into a probe and a judge.
+"""The vocabulary of the hidden checks: a problem, its drive, the transcript, the judge.
 
-* The **probe** drives a student's function on inputs drawn from a secret seed and
-  records what came back (arrays, errors, mutated inputs) as plain data: a
-  :class:`Transcript`. It trusts nothing and decides nothing.
-* The **judge** replays the same drive with the reference (built on ``optimkit``)
-  and with each known wrong variant, compares, and awards partial credit per
-  property: it runs, the outputs have the right structure (shape, dtype, finite),
-  inputs are not mutated, and the values agree. When values disagree it names the
-  wrong variant the answer matches and where the book explains it.
+* A :class:`Problem` is one function the student writes: its reference (built on ``optimkit``),
+  its known wrong :class:`Variant` s, tolerances, and its **drive**.
+* The **drive** (``Problem.drive(call, rng)``) draws secret inputs from ``rng`` and calls the
+  function under test through ``call``, a :class:`Recorder`, as often as it likes.
+* :func:`record` runs the drive and returns what came back as plain data, a :class:`Transcript`
+  (outputs, errors, mutated inputs). It trusts nothing and decides nothing. :func:`record_answer`
+  does the same for a student's answer in this process, with its output swallowed and
+  ``optimkit``/``torch`` unimportable.
+* :func:`judge` records the same drive with the reference and with each variant, compares, and
+  awards partial credit per property of the problem's points: it runs, the outputs have the
+  right structure (shape, dtype, finite), inputs are not mutated, and the values agree. When
+  values disagree it names the variant the answer matches and where the book explains it.
+* A :class:`Replay` plays a recorded call back, so a visible test can be re-run on what the
+  student's function returned.
 
-In plain nbgrader both run inside the student's kernel (the hidden test cell calls
-:func:`grade`). The grading pipeline runs the drive in its own process and only the
-student's function in the sandbox, called over a pipe one call at a time
-(``autograder.grading.RemoteFunction``): the seed, the drives and the references never
-enter the sandbox, and nothing decided there is trusted. This module is mounted in the
-sandbox (the runner records visible tests with :class:`Recorder`), so it holds no
-reference and imports nothing but NumPy.
+In plain nbgrader the drive runs inside the student's kernel (the hidden test cell calls
+``autograder.checks.score_answer``). The grading pipeline runs the drive in its own process and
+only the student's function in the sandbox, called over a pipe one call at a time
+(``autograder.grading.RemoteFunction``): the seed, the drives and the references never enter the
+sandbox, and nothing decided there is trusted. This module is mounted in the sandbox (the runner
+records visible tests with :class:`Recorder`), so it holds no reference and imports nothing but
+NumPy.
 """
 
 from __future__ import annotations
@@ -41,7 +47,7 @@ NOT_WRITTEN = "NotImplementedError: not written yet (the stub still raises)"
 WEIGHTS = {"runs": 0.1, "structure": 0.15, "no_mutation": 0.1, "values": 0.65}
 
 
-class ProbeAbort(Exception):
+class DriveStopped(Exception):
     """Raised inside a drive when the student's function failed; ends the drive."""
 
 
@@ -52,7 +58,7 @@ class StudentError(Exception):
 
 @dataclass
 class Call:
-    """One call of the function under test, as recorded by the probe."""
+    """One call of the function under test, as recorded."""
 
     output: Any = None          # arrays (copied) or a tuple/list of them, or a scalar
     error: str | None = None    # "ValueError: ..." if the call raised
@@ -64,6 +70,8 @@ class Call:
 
 @dataclass
 class Transcript:
+    """What a drive got back from the function under test, call by call."""
+
     calls: list[Call] = field(default_factory=list)
     aborted: str | None = None   # why the drive stopped early
     forbidden: str | None = None  # "imports optimkit" and the like
@@ -92,10 +100,9 @@ class Variant:
 class Problem:
     """What a hidden check knows about one function the student writes."""
 
-    name: str
-    points: float
+    name: str        # the function's name, and the id of its answer cell
     reference: Callable
-    drive: Callable  # drive(call, rng): calls `call(**kwargs)` as often as it likes
+    drive: Callable  # drive(call, rng): draws inputs from rng, calls `call(**kwargs)` as often as it likes
     variants: list[Variant] = field(default_factory=list)
     rtol: float = 1e-7
     atol: float = 1e-10
@@ -107,9 +114,9 @@ class Problem:
     assess: Callable | None = None
 
 
-def random_shape(rng) -> tuple[int, ...]:
-    """A small array shape for a drive: 1 or 2 axes of length 1 to 4."""
-    return tuple(int(s) for s in rng.integers(1, 5, size=rng.integers(1, 3)))
+def random_shape(rng, max_axes: int = 2) -> tuple[int, ...]:
+    """A small array shape for a drive: 1 to ``max_axes`` axes of length 1 to 4."""
+    return tuple(int(s) for s in rng.integers(1, 5, size=rng.integers(1, max_axes + 1)))
 
 
 def copy_value(value):
@@ -134,7 +141,8 @@ def unchanged(a, b) -> bool:
 
 
 class Recorder:
-    """Wraps the function under test: records outputs, errors and mutations."""
+    """Wraps the function under test: records outputs, errors and mutations. A drive calls it as
+    ``call(**kwargs)``; :meth:`unrecorded` makes a call that stays out of the transcript."""
 
     def __init__(self, fn: Callable, mutable: tuple[str, ...]):
         self.fn, self.mutable, self.transcript = fn, mutable, Transcript()
@@ -146,23 +154,35 @@ class Recorder:
         self.transcript.calls.append(call)
         try:
             out = self.fn(*args, **kwargs)
-        except ProbeAbort:
-            raise
-        except NotImplementedError:
-            call.error = NOT_WRITTEN
-            raise ProbeAbort(call.error) from None
-        except StudentError as exc:
-            call.error = NOT_WRITTEN if str(exc).startswith("NotImplementedError") else str(exc)[:300]
-            raise ProbeAbort(call.error) from None
         except BaseException as exc:  # noqa: BLE001 - any failure of student code is data
-            call.error = f"{type(exc).__name__}: {exc}"[:300]
-            raise ProbeAbort(call.error) from None
+            call.error = failure(exc)
+            raise DriveStopped(call.error) from None
         call.mutated = [k for k, v in kwargs.items() if k not in self.mutable and not unchanged(v, before[k])]
         call.mutated += [f"argument {i + 1}" for i, (a, b) in enumerate(zip(args, before_args)) if not unchanged(a, b)]
         call.after = {k: copy_value(kwargs[k]) for k in call.mutated if k in kwargs}
         call.after.update({f"#{i}": copy_value(a) for i, (a, b) in enumerate(zip(args, before_args)) if not unchanged(a, b)})
         call.output = copy_value(out)
         return out
+
+    def unrecorded(self, **kwargs):
+        """Call the function without recording the call (e.g. the middle of a long training run);
+        a failure stops the drive all the same, with :class:`DriveStopped`."""
+        try:
+            return self.fn(**kwargs)
+        except BaseException as exc:  # noqa: BLE001 - any failure of student code is data
+            raise DriveStopped(failure(exc)) from None
+
+
+def failure(exc: BaseException) -> str:
+    """What a failed call of the function under test is recorded as ("ValueError: ..."); a
+    :class:`DriveStopped` from deeper down is passed on as it is."""
+    if isinstance(exc, DriveStopped):
+        raise exc
+    if isinstance(exc, NotImplementedError):
+        return NOT_WRITTEN
+    if isinstance(exc, StudentError):
+        return NOT_WRITTEN if str(exc).startswith("NotImplementedError") else str(exc)[:300]
+    return f"{type(exc).__name__}: {exc}"[:300]
 
 
 class _BlockImports(importlib.abc.MetaPathFinder):
@@ -175,7 +195,7 @@ class _BlockImports(importlib.abc.MetaPathFinder):
 
 @contextlib.contextmanager
 def _forbidden_modules_hidden():
-    """Make optimkit and torch unimportable for the duration of the probe."""
+    """Make optimkit and torch unimportable while an answer is recorded."""
     saved = {k: sys.modules.pop(k) for k in list(sys.modules) if k.split(".")[0] in FORBIDDEN}
     blocker = _BlockImports()
     sys.meta_path.insert(0, blocker)
@@ -214,7 +234,8 @@ def uses_forbidden(fn: Callable, _seen=None) -> str | None:
     return None
 
 
-def _seed(seed: int | None) -> int:
+def secret_seed(seed: int | None = None) -> int:
+    """``seed``, else the course's secret seed (set in the environment), else a random one."""
     if seed is not None:
         return seed
     if os.environ.get(SEED_ENV):
@@ -222,21 +243,21 @@ def _seed(seed: int | None) -> int:
     return int.from_bytes(os.urandom(4), "little")
 
 
-def drive(problem: Problem, fn: Callable, seed: int) -> Transcript:
-    """Run ``problem``'s drive with ``fn`` for each sub-seed; the whole record."""
+def record(problem: Problem, fn: Callable, seed: int) -> Transcript:
+    """Run ``problem``'s drive with ``fn`` for each sub-seed; the whole transcript."""
     recorder = Recorder(fn, problem.mutable)
     with warnings.catch_warnings(), np.errstate(all="ignore"):
         # A warning on stderr would zero an nbgrader cell: references and variants stay quiet too.
         warnings.simplefilter("ignore")
-        _drive_all(problem, recorder, seed)
+        _run_drive(problem, recorder, seed)
     return recorder.transcript
 
 
-def _drive_all(problem: Problem, recorder: "Recorder", seed: int) -> None:
+def _run_drive(problem: Problem, recorder: Recorder, seed: int) -> None:
     for k in range(problem.seeds):
         try:
             problem.drive(recorder, np.random.default_rng([seed, k]))
-        except ProbeAbort as exc:
+        except DriveStopped as exc:
             recorder.transcript.aborted = str(exc)
             break
         except Exception as exc:  # noqa: BLE001 - the drive itself choked on the answer's output
@@ -244,9 +265,10 @@ def _drive_all(problem: Problem, recorder: "Recorder", seed: int) -> None:
             break
 
 
-def probe(problem: Problem, fn: Callable, seed: int | None = None) -> Transcript:
-    """Drive the student's ``fn``: outputs as data, stdout/stderr and warnings swallowed."""
-    seed = _seed(seed)
+def record_answer(problem: Problem, fn: Callable, seed: int | None = None) -> Transcript:
+    """Record the student's ``fn`` in this process: stdout/stderr and warnings swallowed,
+    optimkit and torch unimportable, and a note when ``fn`` reaches them through its globals."""
+    seed = secret_seed(seed)
     forbidden = uses_forbidden(fn) if callable(fn) else None
     out = io.StringIO()
     with contextlib.redirect_stdout(out), contextlib.redirect_stderr(out), \
@@ -255,7 +277,7 @@ def probe(problem: Problem, fn: Callable, seed: int | None = None) -> Transcript
         if not callable(fn):
             transcript = Transcript(aborted=f"{problem.name} is not a function (got {type(fn).__name__})")
         else:
-            transcript = drive(problem, fn, seed)
+            transcript = record(problem, fn, seed)
     transcript.forbidden = forbidden
     transcript.stdout = out.getvalue()[-2000:]
     return transcript
@@ -359,9 +381,10 @@ def same_value(a, b) -> bool:
     return a == b or (a != a and b != b)  # NaN equals NaN here
 
 
-def judge(problem: Problem, transcript: Transcript, seed: int) -> Verdict:
-    """Compare a transcript (driven in this process) with the reference and the known wrong variants."""
-    P = problem.points
+def judge(problem: Problem, transcript: Transcript, seed: int, points: float) -> Verdict:
+    """Score ``transcript`` out of ``points`` (the hidden test cell's): compare it with the
+    reference's and the known wrong variants' on the same drive and seed."""
+    P = points
     if transcript.forbidden:
         return Verdict(problem.name, P, 0.0, [
             f"✗ your answer uses {transcript.forbidden}: this problem asks you to write the rule "
@@ -370,7 +393,7 @@ def judge(problem: Problem, transcript: Transcript, seed: int) -> Verdict:
     if problem.assess is not None:
         fraction, lines = problem.assess(transcript)
         return Verdict(problem.name, P, round(P * min(max(fraction, 0.0), 1.0), 6), lines)
-    reference = drive(problem, problem.reference, seed)
+    reference = record(problem, problem.reference, seed)
     if reference.aborted:  # a bug in the check, not in the answer: say so loudly
         raise RuntimeError(f"reference for {problem.name} failed: {reference.aborted}")
     lines, score = [], 0.0
@@ -408,7 +431,7 @@ def judge(problem: Problem, transcript: Transcript, seed: int) -> Verdict:
         # Half the value credit, in proportion, for the calls that agree (e.g. before a state bug).
         score += WEIGHTS["values"] * P * 0.5 * good / len(reference.calls)
         for variant in problem.variants:
-            if _matches(transcript, drive(problem, variant.function(problem.name), seed),
+            if _matches(transcript, record(problem, variant.function(problem.name), seed),
                         problem.rtol, problem.atol):
                 matched = variant.name
                 lines.append(f"✗ values differ from the reference; they match a known mistake: "
@@ -423,7 +446,7 @@ def judge(problem: Problem, transcript: Transcript, seed: int) -> Verdict:
     return Verdict(problem.name, P, round(score, 6), lines, matched)
 
 
-def _quiet_tracebacks() -> None:
+def quiet_tracebacks() -> None:
     """In IPython, keep any traceback from this cell to one line: no hidden code shown."""
     try:
         from IPython import get_ipython
@@ -434,10 +457,27 @@ def _quiet_tracebacks() -> None:
         shell.InteractiveTB.set_mode("Minimal")
 
 
-def grade(problem: Problem, fn: Callable, seed: int | None = None) -> float:
-    """Probe and judge in one go (the hidden test cell's entry point); prints the report."""
-    _quiet_tracebacks()
-    seed = _seed(seed)
-    verdict = judge(problem, probe(problem, fn, seed), seed)
-    print(verdict.report())
-    return verdict.score
+class Replay:
+    """A function played back from its recorded calls (:class:`Call`): each call must come with
+    the recorded arguments, and gets the recorded output (or error) and in-place changes back.
+    Visible tests are re-run in the grader against replays of the student's functions."""
+
+    def __init__(self, name: str, calls: list[Call]):
+        self.name, self.calls, self.index = name, calls, 0
+
+    def __call__(self, *args, **kwargs):
+        if self.index >= len(self.calls):
+            raise AssertionError(f"{self.name} was called more often than in your run")
+        call = self.calls[self.index]
+        self.index += 1
+        same = len(args) == len(call.args) and all(same_value(a, b) for a, b in zip(args, call.args)) \
+            and set(kwargs) == set(call.inputs) and all(same_value(kwargs[k], call.inputs[k]) for k in kwargs)
+        if not same:
+            raise AssertionError(f"{self.name} was called with other arguments than in your run")
+        if call.error is not None:
+            raise RuntimeError(call.error)
+        for key, value in call.after.items():  # reproduce in-place changes the call made
+            target = args[int(key[1:])] if key.startswith("#") else kwargs.get(key)
+            if isinstance(target, np.ndarray) and isinstance(value, np.ndarray) and target.shape == value.shape:
+                target[...] = value
+        return copy_value(call.output)

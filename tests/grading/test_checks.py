@@ -6,10 +6,11 @@ from __future__ import annotations
 import re
 import warnings
 
+import nbformat
 import numpy as np
 import pytest
 
-from autograder import course, demo
+from autograder import cells, checks, course, demo
 from autograder.checks import core, registry
 
 REGISTRY = registry()
@@ -18,8 +19,14 @@ VARIANTS = [(a, p, v) for a, p in PROBLEMS for v in p.variants]
 SEEDS = [0, 1, 987654321]
 
 
+def points(problem):
+    """The problem's points, as solutions/ declares them (its hidden test cell's)."""
+    (assignment,) = [a for a, problems in REGISTRY.items() if problems.get(problem.name) is problem]
+    return course.points(assignment, problem.name)
+
+
 def verdict(problem, fn, seed):
-    return core.judge(problem, core.probe(problem, fn, seed), seed)
+    return core.judge(problem, core.record_answer(problem, fn, seed), seed, points(problem))
 
 
 @pytest.mark.parametrize("seed", SEEDS)
@@ -29,7 +36,7 @@ def test_reference_answer_earns_full_marks(assignment, problem, seed):
     namespace = {"np": np}
     exec(answer, namespace)  # noqa: S102 - the solution notebook's own answer
     v = verdict(problem, namespace[problem.name], seed)
-    assert v.score == pytest.approx(problem.points), v.report()
+    assert v.score == pytest.approx(points(problem)), v.report()
 
 
 @pytest.mark.parametrize("seed", SEEDS)
@@ -38,7 +45,7 @@ def test_reference_answer_earns_full_marks(assignment, problem, seed):
 def test_every_known_mistake_is_named(assignment, problem, variant, seed):
     v = verdict(problem, variant.function(problem.name), seed)
     assert v.matched_variant == variant.name, v.report()
-    assert v.score < problem.points
+    assert v.score < points(problem)
     assert variant.name in v.report() and variant.where in v.report()
 
 
@@ -76,7 +83,7 @@ def test_mutating_inputs_costs_that_property_only():
     v = verdict(problem, namespace["sgd_step"], 0)
     assert "modifies its input(s) theta in place" in v.report()
     # The values are still right (the drive feeds the returned array back in).
-    assert v.score == pytest.approx(problem.points * (1 - core.WEIGHTS["no_mutation"]))
+    assert v.score == pytest.approx(points(problem) * (1 - core.WEIGHTS["no_mutation"]))
 
 
 def test_wrong_shape_is_reported_in_words_a_student_can_act_on():
@@ -85,7 +92,7 @@ def test_wrong_shape_is_reported_in_words_a_student_can_act_on():
     exec("def sgd_step(theta, grad, lr):\n    return (theta - lr * grad).reshape(-1, 1)\n", namespace)
     v = verdict(problem, namespace["sgd_step"], 0)
     assert re.search(r"expected shape \(\d+(, \d+)?,?\), got \(\d+, 1\)", v.report()), v.report()
-    assert 0 < v.score < problem.points
+    assert 0 < v.score < points(problem)
 
 
 def test_output_and_warnings_from_the_answer_do_not_leak(capsys):
@@ -93,9 +100,9 @@ def test_output_and_warnings_from_the_answer_do_not_leak(capsys):
     namespace = {"np": np, "warnings": warnings}
     exec("import sys\ndef sgd_step(theta, grad, lr):\n    print('debug', file=sys.stderr)\n"
          "    warnings.warn('careful')\n    return theta - lr * grad\n", namespace)
-    score = core.grade(problem, namespace["sgd_step"], seed=0)
+    score = checks.score_answer("01_sgd", "sgd_step", namespace["sgd_step"], seed=0)
     captured = capsys.readouterr()
-    assert score == problem.points
+    assert score == points(problem)
     assert captured.err == "" and "debug" not in captured.out
 
 
@@ -130,23 +137,46 @@ def test_a_function_called_across_the_wire_is_judged_the_same(assignment, proble
             n = wire.HEADER.unpack_from(frame)[0]
             return wire.unpack(frame[8:8 + n], frame[8 + n:], trusted=False)
 
-    remote = core.drive(problem, grading.RemoteFunction(Loopback()), 3)
-    assert core.judge(problem, remote, 3) == core.judge(problem, core.probe(problem, fn, 3), 3)
+    remote = core.record(problem, grading.RemoteFunction(Loopback()), 3)
+    assert core.judge(problem, remote, 3, points(problem)) == \
+        core.judge(problem, core.record_answer(problem, fn, 3), 3, points(problem))
 
 
 def test_solution_notebooks_and_checks_agree():
-    """Every hidden cell names an existing problem, with the problem's points; every
-    problem has a solution cell of the same id."""
+    """Every hidden cell checks an existing problem, and says so in the call it makes in a
+    kernel; every problem has a solution cell of the same id and exactly one hidden test cell,
+    whose points it is worth."""
     for assignment, problems in REGISTRY.items():
         nb = course.read_solution(course.SOLUTIONS / assignment / f"{assignment.split('_', 1)[1]}.md")
-        solution_ids = {c.metadata["nbgrader"]["grade_id"] for c in nb.cells
-                        if c.metadata.get("nbgrader", {}).get("solution")}
-        assert set(problems) <= solution_ids, f"{assignment}: problems without a solution cell"
+        assert set(problems) <= set(cells.answers(nb.cells)), f"{assignment}: problems without a solution cell"
+        declared = cells.grade_cells(nb.cells)
         for cell in nb.cells:
-            m = re.search(r'grade\("(\w+)"', cell.source)
-            if "### BEGIN HIDDEN TESTS" in cell.source and m:
-                assert m.group(1) in problems, f"{assignment}: hidden cell grades unknown {m.group(1)}"
-                assert cell.metadata["nbgrader"]["points"] == problems[m.group(1)].points
+            if cells.is_hidden_test(cell):
+                problem = declared[cells.cell_name(cell)].problem
+                assert problem in problems, f"{assignment}: hidden cell checks unknown {problem}"
+                assert f'autograder.checks.score_answer("{assignment}", "{problem}", globals().get("{problem}"))' in cell.source
+                assert cells.points(cell) == course.points(assignment, problem)
+        for problem in problems:
+            assert course.points(assignment, problem) > 0
+
+
+def test_a_test_cell_without_an_answer_above_it_is_an_error():
+    nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell("assert True", metadata={"nbgrader": {
+        "grade": True, "solution": False, "locked": True, "grade_id": "lonely_test", "points": 1}})])
+    with pytest.raises(cells.ProtocolError, match="lonely_test.*answer cell above it"):
+        cells.grade_cells(nb.cells)
+
+
+def test_a_checks_module_that_breaks_the_contract_is_named():
+    import types
+
+    broken = types.ModuleType("autograder.checks.a99_broken")
+    with pytest.raises(checks.ContractError, match="a99_broken does not define PROBLEMS"):
+        checks.Checks.of_module(broken)
+    broken.PROBLEMS = {"f": "not a problem"}
+    with pytest.raises(checks.ContractError, match=r"a99_broken.PROBLEMS\['f'\] must be a core.Problem"):
+        checks.Checks.of_module(broken)
+    assert checks.assignment_of("autograder.checks.a99_broken") == "99_broken"
 
 
 @pytest.mark.parametrize("source,allowed,expected", [
@@ -166,10 +196,8 @@ def test_the_forbidden_use_scan_reads_code_not_comments(source, allowed, expecte
     assert forbidden_use(source, allowed) == expected
 
 
-@pytest.mark.parametrize("module", ["capstone", "clipping_landscapes"])
-def test_numpy_copies_in_checks_agree_with_optimkit(module):
-    """Checks that carry NumPy copies of optimkit code (so the sandbox never imports it)
-    compare them with optimkit itself; this runs that comparison."""
-    import importlib
-
-    importlib.import_module(f"autograder.checks.{module}")._check_against_optimkit()
+@pytest.mark.parametrize("assignment", ["08_capstone", "07_clipping_landscapes"])
+def test_numbers_written_in_checks_agree_with_optimkit(assignment):
+    """Checks that write numbers of optimkit's down (the capstone's training budget, the
+    landscapes' Hessians) compare them with optimkit itself; this runs that comparison."""
+    checks.of(assignment).module.check_against_optimkit()

@@ -131,7 +131,7 @@ def test_every_named_mistake_appears_in_its_feedback(corpus_run):
         for assignment, case in cases.items():
             html = "".join(p.read_text() for p in (out / "feedback" / student / assignment).glob("*.html"))
             assert html, f"no feedback for {student}/{assignment}"
-            assert "BEGIN HIDDEN TESTS" not in html and "_checks.grade" not in html
+            assert "BEGIN HIDDEN TESTS" not in html and "score_answer" not in html
             for mistake in case.get("choices", {}).values():
                 assert mistake.split(" (")[0] in html, f"{student}/{assignment}: {mistake!r} not named"
                 checked += 1

@@ -47,7 +47,7 @@ print(sorted(os.listdir("/opt/descent/lib/autograder")), sorted(os.listdir("/opt
 
 @pytest.mark.parametrize("mode", MODES)
 def test_the_repository_and_the_venv_are_not_there(mode):
-    probes = [ROOT / "solutions", ROOT / "optimkit" / "rules.py", ROOT / "autograder" / "checks" / "sgd.py",
+    probes = [ROOT / "solutions", ROOT / "optimkit" / "rules.py", ROOT / "autograder" / "checks" / "a01_sgd.py",
               Path(sys.prefix) / "bin", Path(tempfile.gettempdir()) / "descent-grading"]
     code = f"import os; print([os.path.exists(p) for p in {[str(p) for p in probes]!r}])"
     outcome = in_sandbox(code, mode)

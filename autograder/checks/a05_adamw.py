@@ -22,10 +22,9 @@ import numpy as np
 
 from optimkit import rules
 
-from .adam import STEPS, gradients, lr_schedule, settings
-from .core import Problem, Variant, grade as _grade, random_shape
+from .a04_adam import STEPS, gradients, lr_schedule, settings
+from .core import Problem, Variant, random_shape
 
-ASSIGNMENT = "05_adamw"
 CHAPTER = "Chapter 6 (AdamW)"
 DECOUPLED = f"{CHAPTER}, section 'AdamW: decay beside the step, not inside it'"
 AFTER = f"{CHAPTER}, section 'Decay before or after the step?'"
@@ -75,7 +74,7 @@ _ADAM_PART = """
 """
 
 adamw_step = Problem(
-    name="adamw_step", points=4, reference=_adamw_reference, drive=_drive_decay,
+    name="adamw_step", reference=_adamw_reference, drive=_drive_decay,
     chapter=DECOUPLED,
     variants=[
         Variant("decay applied after the step (theta shrunk after the Adam update, not before)", AFTER, """
@@ -115,7 +114,7 @@ def adamw_step(theta, grad, m, v, t, lr, beta1, beta2, eps, weight_decay):
 # --- adam_l2_step(...) -> (theta, m, v): torch.optim.Adam's weight_decay ---------------------
 
 adam_l2_step = Problem(
-    name="adam_l2_step", points=3, reference=_adam_l2_reference, drive=_drive_decay,
+    name="adam_l2_step", reference=_adam_l2_reference, drive=_drive_decay,
     chapter=L2,
     variants=[
         Variant("decoupled decay instead of an L2 penalty (that is AdamW)", L2, """
@@ -170,7 +169,7 @@ def _drive_decay_factor(call, rng):
 
 
 decay_factor = Problem(
-    name="decay_factor", points=2, reference=_decay_factor_reference, drive=_drive_decay_factor,
+    name="decay_factor", reference=_decay_factor_reference, drive=_drive_decay_factor,
     chapter=SCHEDULE,
     variants=[
         Variant("the first lr used at every step (decay that ignores the schedule)", SCHEDULE, """
@@ -196,7 +195,3 @@ def decay_factor(lrs, weight_decay):
     rtol=1e-10, atol=1e-14)
 
 PROBLEMS = {p.name: p for p in (adamw_step, adam_l2_step, decay_factor)}
-
-
-def grade(name: str, fn, seed: int | None = None) -> float:
-    return _grade(PROBLEMS[name], fn, seed)

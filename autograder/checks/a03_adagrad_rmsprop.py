@@ -20,9 +20,8 @@ import numpy as np
 
 from optimkit import rules
 
-from .core import Problem, Variant, grade as _grade, random_shape
+from .core import Problem, Variant, random_shape
 
-ASSIGNMENT = "03_adagrad_rmsprop"
 CHAPTER = "Chapter 4 (AdaGrad and RMSProp)"
 ADAGRAD = f"{CHAPTER}, section 'AdaGrad: divide by everything you have seen'"
 RMSPROP = f"{CHAPTER}, section 'RMSProp: forget the distant past'"
@@ -70,7 +69,7 @@ def _drive_adagrad(call, rng):
 
 
 adagrad_step = Problem(
-    name="adagrad_step", points=3, reference=_adagrad_reference, drive=_drive_adagrad,
+    name="adagrad_step", reference=_adagrad_reference, drive=_drive_adagrad,
     chapter=ADAGRAD,
     variants=[
         Variant("eps inside the square root of the sum (sqrt(s + eps))", EPS, """
@@ -123,7 +122,7 @@ def _drive_rmsprop(call, rng):
 
 
 rmsprop_step = Problem(
-    name="rmsprop_step", points=3, reference=_rmsprop_reference, drive=_drive_rmsprop,
+    name="rmsprop_step", reference=_rmsprop_reference, drive=_drive_rmsprop,
     chapter=RMSPROP,
     variants=[
         Variant("eps inside the square root of the average (sqrt(v + eps))", EPS, """
@@ -178,7 +177,7 @@ def _drive_centered(call, rng):
 
 
 centered_rmsprop_step = Problem(
-    name="centered_rmsprop_step", points=2, reference=_centered_reference, drive=_drive_centered,
+    name="centered_rmsprop_step", reference=_centered_reference, drive=_drive_centered,
     chapter=RMSPROP,
     variants=[
         Variant("not centered (the plain RMSProp denominator sqrt(v) + eps)", RMSPROP, """
@@ -209,7 +208,3 @@ def centered_rmsprop_step(theta, grad, v, g_avg, lr, alpha, eps):
     rtol=RTOL, atol=ATOL)
 
 PROBLEMS = {p.name: p for p in (adagrad_step, rmsprop_step, centered_rmsprop_step)}
-
-
-def grade(name: str, fn, seed: int | None = None) -> float:
-    return _grade(PROBLEMS[name], fn, seed)

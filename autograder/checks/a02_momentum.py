@@ -22,9 +22,8 @@ import numpy as np
 
 from optimkit import rules
 
-from .core import Problem, Variant, grade as _grade, random_shape
+from .core import Problem, Variant, random_shape
 
-ASSIGNMENT = "02_momentum"
 CHAPTER = "Chapter 3 (Momentum)"
 FORMS = f"{CHAPTER}, section 'Three ways to write it'"
 RULE = f"{CHAPTER}, section 'The update rule'"
@@ -71,7 +70,7 @@ def _drive_momentum(call, rng):
 
 
 momentum_step = Problem(
-    name="momentum_step", points=3, reference=_momentum_reference, drive=_drive_momentum,
+    name="momentum_step", reference=_momentum_reference, drive=_drive_momentum,
     chapter=RULE,
     variants=[
         Variant("first momentum step damped (b = (1 - dampening) g at t = 1)", RULE, """
@@ -144,7 +143,7 @@ def _drive_ema(call, rng):
 
 
 ema_momentum_step = Problem(
-    name="ema_momentum_step", points=2, reference=_ema_reference, drive=_drive_ema,
+    name="ema_momentum_step", reference=_ema_reference, drive=_drive_ema,
     chapter=FORMS,
     variants=[
         Variant("wrong momentum form: torch's m = beta m + g, without the (1 - beta) weight", FORMS, """
@@ -187,7 +186,7 @@ def _drive_equivalent(call, rng):
 
 
 sgd_equivalent = Problem(
-    name="sgd_equivalent", points=2, reference=_equivalent_reference, drive=_drive_equivalent,
+    name="sgd_equivalent", reference=_equivalent_reference, drive=_drive_equivalent,
     chapter=FORMS,
     variants=[
         Variant("dampening = beta with the same lr (torch does not damp its first buffer, "
@@ -229,7 +228,7 @@ def _drive_nesterov(call, rng):
 
 
 nesterov_step = Problem(
-    name="nesterov_step", points=3, reference=_nesterov_reference, drive=_drive_nesterov,
+    name="nesterov_step", reference=_nesterov_reference, drive=_drive_nesterov,
     chapter=NESTEROV,
     variants=[
         Variant("heavy-ball step instead of Nesterov (theta - lr b)", NESTEROV, """
@@ -257,7 +256,3 @@ def nesterov_step(theta, grad, buf, lr, momentum):
     rtol=RTOL, atol=ATOL)
 
 PROBLEMS = {p.name: p for p in (momentum_step, ema_momentum_step, sgd_equivalent, nesterov_step)}
-
-
-def grade(name: str, fn, seed: int | None = None) -> float:
-    return _grade(PROBLEMS[name], fn, seed)

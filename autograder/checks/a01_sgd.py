@@ -4,9 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from .core import Problem, Variant, grade as _grade, random_shape
+from .core import Problem, Variant, random_shape
 
-ASSIGNMENT = "01_sgd"
 CHAPTER = "Chapter 2 (Gradient descent and SGD)"
 
 
@@ -28,7 +27,7 @@ def _drive_sgd_step(call, rng):
 
 
 sgd_step = Problem(
-    name="sgd_step", points=3, reference=_sgd_reference, drive=_drive_sgd_step,
+    name="sgd_step", reference=_sgd_reference, drive=_drive_sgd_step,
     chapter=f"{CHAPTER}, section 'The update'",
     variants=[
         Variant("a step uphill (θ + η g instead of θ − η g)", f"{CHAPTER}, section 'The update'", """
@@ -58,7 +57,7 @@ def _drive_minibatches(call, rng):
 
 
 minibatch_indices = Problem(
-    name="minibatch_indices", points=3, reference=_minibatch_reference, drive=_drive_minibatches,
+    name="minibatch_indices", reference=_minibatch_reference, drive=_drive_minibatches,
     chapter=f"{CHAPTER}, section 'Minibatches'",
     variants=[
         Variant("the last, smaller batch dropped", f"{CHAPTER}, section 'Minibatches'", """
@@ -95,7 +94,7 @@ def _drive_critical(call, rng):
 
 
 critical_lr = Problem(
-    name="critical_lr", points=2, reference=_critical_reference, drive=_drive_critical,
+    name="critical_lr", reference=_critical_reference, drive=_drive_critical,
     chapter=f"{CHAPTER}, section 'The learning-rate knife edge'",
     variants=[
         Variant("2 / λ_min (the flattest direction instead of the steepest)",
@@ -117,7 +116,3 @@ def critical_lr(H):
     rtol=1e-9, atol=0)
 
 PROBLEMS = {p.name: p for p in (sgd_step, minibatch_indices, critical_lr)}
-
-
-def grade(name: str, fn, seed: int | None = None) -> float:
-    return _grade(PROBLEMS[name], fn, seed)

@@ -16,9 +16,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from .core import Problem, Variant, grade as _grade
+from .core import Problem, Variant
 
-ASSIGNMENT = "06_schedules"
 CH7 = "Chapter 7 (Learning-rate schedules)"
 CH8 = "Chapter 8 (Warmup)"
 
@@ -59,7 +58,7 @@ def _drive_step_decay(call, rng):
 
 
 step_decay_lr = Problem(
-    name="step_decay_lr", points=2, reference=_step_decay_reference, drive=_drive_step_decay,
+    name="step_decay_lr", reference=_step_decay_reference, drive=_drive_step_decay,
     chapter=STEP_DECAY,
     variants=[
         Variant("off by one step (steps counted from 1, so the lr drops one step early)", STEP_DECAY, """
@@ -96,7 +95,7 @@ def _drive_cosine(call, rng):
 
 
 cosine_lr = Problem(
-    name="cosine_lr", points=2, reference=_cosine_reference, drive=_drive_cosine,
+    name="cosine_lr", reference=_cosine_reference, drive=_drive_cosine,
     chapter=COSINE,
     variants=[
         Variant("cosine not clamped past total_steps (it climbs back up, like torch's CosineAnnealingLR)",
@@ -144,7 +143,7 @@ def _drive_warmup_cosine(call, rng):
 
 
 warmup_cosine_lr = Problem(
-    name="warmup_cosine_lr", points=3, reference=_warmup_cosine_reference, drive=_drive_warmup_cosine,
+    name="warmup_cosine_lr", reference=_warmup_cosine_reference, drive=_drive_warmup_cosine,
     chapter=WARMUP,
     variants=[
         Variant("warmup reaching the peak one step early (a ramp of (step + 1) / warmup_steps)", WARMUP, """
@@ -201,7 +200,7 @@ def _drive_restarts(call, rng):
 
 
 restart_lr = Problem(
-    name="restart_lr", points=3, reference=_restart_reference, drive=_drive_restarts,
+    name="restart_lr", reference=_restart_reference, drive=_drive_restarts,
     chapter=RESTARTS,
     variants=[
         Variant("cycles not lengthened by period_mult (every cycle is period steps long)", RESTARTS, """
@@ -294,7 +293,7 @@ def _plateau_variant(better="metric < best * (1 - threshold)", compare=">",
 
 
 plateau_lrs = Problem(
-    name="plateau_lrs", points=3, reference=_plateau_reference, drive=_drive_plateau,
+    name="plateau_lrs", reference=_plateau_reference, drive=_drive_plateau,
     chapter=PLATEAU,
     variants=[
         Variant("ReduceLROnPlateau ignoring threshold (any decrease counts as an improvement)", PLATEAU,
@@ -329,7 +328,3 @@ def plateau_lrs(metrics, lr, factor, patience, threshold, cooldown):
 
 
 PROBLEMS = {p.name: p for p in (step_decay_lr, cosine_lr, warmup_cosine_lr, restart_lr, plateau_lrs)}
-
-
-def grade(name: str, fn, seed: int | None = None) -> float:
-    return _grade(PROBLEMS[name], fn, seed)

@@ -24,9 +24,8 @@ import numpy as np
 
 from optimkit import rules
 
-from .core import Problem, Variant, grade as _grade, random_shape
+from .core import Problem, Variant, random_shape
 
-ASSIGNMENT = "04_adam"
 CHAPTER = "Chapter 5 (Adam)"
 UPDATE = f"{CHAPTER}, section 'The update'"
 BIAS = f"{CHAPTER}, section 'Bias correction'"
@@ -79,7 +78,7 @@ def _drive_adam(call, rng):
 
 
 adam_step = Problem(
-    name="adam_step", points=4, reference=_adam_reference, drive=_drive_adam,
+    name="adam_step", reference=_adam_reference, drive=_drive_adam,
     chapter=UPDATE,
     variants=[
         Variant("no bias correction (m and v used as they are)", BIAS, """
@@ -170,7 +169,7 @@ def _drive_amsgrad(call, rng):
 
 
 amsgrad_step = Problem(
-    name="amsgrad_step", points=3, reference=_amsgrad_reference, drive=_drive_amsgrad,
+    name="amsgrad_step", reference=_amsgrad_reference, drive=_drive_amsgrad,
     chapter=AMSGRAD,
     variants=[
         Variant("AMSGrad without bias correction (the original paper's form)", AMSGRAD, """
@@ -220,7 +219,3 @@ def amsgrad_step(theta, grad, m, v, v_max, t, lr, beta1, beta2, eps):
     rtol=RTOL, atol=ATOL)
 
 PROBLEMS = {p.name: p for p in (adam_step, amsgrad_step)}
-
-
-def grade(name: str, fn, seed: int | None = None) -> float:
-    return _grade(PROBLEMS[name], fn, seed)

@@ -1,9 +1,9 @@
 """Hidden checks for assignment 07_clipping_landscapes (chapter 9, Loss landscapes; chapter 10,
 Gradient clipping).
 
-Clipping is asked for as a function that returns new arrays (optimkit clips in place), with
-optax's exact global-norm rule (optimkit and torch add 1e-6 to the norm); the Hessian test and
-the saddle escape are described in the chapters in math only.
+Clipping is asked for as a function that returns new arrays, with optax's exact global-norm
+rule (``optimkit.clipping.clip_by_global_norm``; torch's rule, ``clip_grad_norm``, adds 1e-6 to
+the norm); the Hessian test and the saddle escape are described in the chapters in math only.
 """
 
 from __future__ import annotations
@@ -11,10 +11,11 @@ from __future__ import annotations
 import math
 
 import numpy as np
+from optimkit import clipping, landscapes
+from optimkit.clipping import global_norm
 
-from .core import Problem, Variant, grade as _grade
+from .core import Problem, Variant, random_shape
 
-ASSIGNMENT = "07_clipping_landscapes"
 CH9 = "Chapter 9 (Loss landscapes)"
 CH10 = "Chapter 10 (Gradient clipping)"
 
@@ -29,26 +30,16 @@ def _grads(rng, n_arrays: int, total: float) -> list[np.ndarray]:
     """``n_arrays`` float64 arrays of random shapes whose global 2-norm is ``total``."""
     grads = []
     for _ in range(n_arrays):
-        shape = tuple(int(s) for s in rng.integers(1, 5, size=rng.integers(1, 4)))
-        grads.append(rng.normal(size=shape) * float(rng.uniform(0.2, 3.0)))  # unequal parts
-    norm = math.sqrt(sum(float(np.sum(g * g)) for g in grads))
+        grads.append(rng.normal(size=random_shape(rng, max_axes=3)) * float(rng.uniform(0.2, 3.0)))  # unequal parts
+    norm = global_norm(grads)
     return [g * (total / norm) for g in grads]
-
-
-def _global_norm(grads) -> float:
-    return math.sqrt(sum(float(np.sum(g * g)) for g in grads))
 
 
 # --- clip_global_norm(grads, max_norm) -> (new list, total norm before clipping) --------------
 
 def _clip_global_norm_reference(grads, max_norm):
-    from optimkit import clipping  # lazily: the sandbox never loads optimkit
-
-    copies = [np.array(g, dtype=np.float64) for g in grads]
-    total = clipping.clip_grad_norm([g.copy() for g in copies], 1e300)  # just optimkit's norm
-    if total > max_norm:  # optax's exact rule: no 1e-6, nothing changes at or below the threshold
-        copies = [g * (max_norm / total) for g in copies]
-    return copies, float(total)
+    # optax's exact rule: no 1e-6, nothing changes below the threshold
+    return clipping.clip_by_global_norm(grads, max_norm), global_norm(grads)
 
 
 def _drive_clip_global_norm(call, rng):
@@ -57,7 +48,7 @@ def _drive_clip_global_norm(call, rng):
     call(grads=_grads(rng, int(rng.integers(2, 5)), c * float(rng.uniform(2.0, 10.0))), max_norm=c)
     call(grads=_grads(rng, int(rng.integers(2, 5)), c * float(rng.uniform(0.2, 0.9))), max_norm=c)
     exact = _grads(rng, 3, 1.0)
-    call(grads=exact, max_norm=_global_norm(exact) * 1.0)  # exactly at the threshold
+    call(grads=exact, max_norm=global_norm(exact) * 1.0)  # exactly at the threshold
     call(grads=_grads(rng, 1, c * float(rng.uniform(1.5, 5.0))), max_norm=c)
     call(grads=[np.zeros((2, 3)), np.zeros(4)], max_norm=c)  # a zero gradient: total 0
     dominated = _grads(rng, 2, 1.0)
@@ -66,7 +57,7 @@ def _drive_clip_global_norm(call, rng):
 
 
 clip_global_norm = Problem(
-    name="clip_global_norm", points=3, reference=_clip_global_norm_reference,
+    name="clip_global_norm", reference=_clip_global_norm_reference,
     drive=_drive_clip_global_norm, chapter=GLOBAL_NORM,
     variants=[
         Variant("clipping per array instead of globally (each array rescaled by its own norm)",
@@ -115,8 +106,6 @@ def clip_global_norm(grads, max_norm):
 # --- clip_values(grads, clip_value) -> new list -----------------------------------------------
 
 def _clip_values_reference(grads, clip_value):
-    from optimkit import clipping
-
     copies = [np.array(g, dtype=np.float64) for g in grads]
     clipping.clip_grad_value(copies, clip_value)
     return copies
@@ -135,7 +124,7 @@ def _drive_clip_values(call, rng):
 
 
 clip_values = Problem(
-    name="clip_values", points=2, reference=_clip_values_reference, drive=_drive_clip_values,
+    name="clip_values", reference=_clip_values_reference, drive=_drive_clip_values,
     chapter=BY_VALUE,
     variants=[
         Variant("only the upper bound applied (entries below -clip_value are kept)", BY_VALUE, """
@@ -169,43 +158,29 @@ def _classify_reference(H):
     return "degenerate"
 
 
-# Hessians at stationary points of the book's landscapes (optimkit.landscapes), written out in
-# NumPy because the drive also runs in the sandbox, where optimkit is never loaded;
-# _check_against_optimkit() confirms they are optimkit's.
-def _himmelblau_grad(p):
-    x, y = p
-    return np.array([4 * x * (x**2 + y - 11) + 2 * (x + y**2 - 7), 2 * (x**2 + y - 11) + 4 * y * (x + y**2 - 7)])
-
-
-def _himmelblau_hessian(p):
-    x, y = p
-    return np.array([[12 * x**2 + 4 * y - 42, 4 * (x + y)], [4 * (x + y), 12 * y**2 + 4 * x - 26]])
-
-
-def _himmelblau_stationary(guess):
+# Hessians at stationary points of the book's landscapes (optimkit.landscapes).
+def _stationary(landscape, guess) -> np.ndarray:
     p = np.array(guess, dtype=np.float64)
     for _ in range(20):  # Newton's method on the gradient: quadratic convergence
-        p = p - np.linalg.solve(_himmelblau_hessian(p), _himmelblau_grad(p))
+        p = p - np.linalg.solve(landscape.hessian(p), landscape.grad(p))
     return p
 
 
 HIMMELBLAU_POINTS = {"maximum": (-0.27, -0.92), "saddle": (0.09, 2.88), "minimum": (-2.81, 3.13)}
-LANDSCAPE_HESSIANS = [
-    ("saddle", (0.0, 0.0), np.array([[2.0, 0.0], [0.0, -2.0]])),                  # saddle
-    ("rosenbrock", (1.0, 1.0), np.array([[802.0, -400.0], [-400.0, 200.0]])),    # minimum, kappa ~ 2500
-    ("booth", (1.0, 3.0), np.array([[10.0, 8.0], [8.0, 10.0]])),                 # minimum
-] + [("himmelblau", tuple(p), _himmelblau_hessian(p))                            # maximum, saddle, minimum
-     for p in (_himmelblau_stationary(g) for g in HIMMELBLAU_POINTS.values())]
+STATIONARY_POINTS = [
+    ("saddle", (0.0, 0.0)),        # saddle
+    ("rosenbrock", (1.0, 1.0)),    # minimum, kappa ~ 2500
+    ("booth", (1.0, 3.0)),         # minimum
+] + [("himmelblau", tuple(_stationary(landscapes.himmelblau(), g)))  # maximum, saddle, minimum
+     for g in HIMMELBLAU_POINTS.values()]
+LANDSCAPE_HESSIANS = [(name, point, landscapes.LANDSCAPES[name]().hessian(point))
+                      for name, point in STATIONARY_POINTS]
 
 
-def _check_against_optimkit() -> None:
-    """Raise if the Hessians above are not optimkit.landscapes' (run it after changing either side)."""
-    from optimkit import landscapes
-
-    for name, point, H in LANDSCAPE_HESSIANS:
-        land = landscapes.LANDSCAPES[name]()
-        assert np.allclose(land.hessian(point), H, rtol=1e-12, atol=1e-12), name
-        assert np.allclose(land.grad(point), 0.0, atol=1e-9), f"{name}: {point} is not stationary"
+def check_against_optimkit() -> None:
+    """Raise if a point above is not stationary on its optimkit landscape."""
+    for name, point, _ in LANDSCAPE_HESSIANS:
+        assert np.allclose(landscapes.LANDSCAPES[name]().grad(point), 0.0, atol=1e-9), f"{name}: {point} is not stationary"
 
 
 def _rotated(rng, eigenvalues) -> np.ndarray:
@@ -245,7 +220,7 @@ def _drive_classify(call, rng):
 
 
 classify_stationary_point = Problem(
-    name="classify_stationary_point", points=3, reference=_classify_reference, drive=_drive_classify,
+    name="classify_stationary_point", reference=_classify_reference, drive=_drive_classify,
     chapter=HESSIAN,
     variants=[
         Variant("the 2-D determinant test used in n dimensions (det < 0 taken as a saddle)", HESSIAN, """
@@ -304,8 +279,6 @@ def classify_stationary_point(H):
 # --- escape_saddle(start, lr, noise, radius, max_steps, seed) -> trajectory -------------------
 
 def _escape_reference(start, lr, noise, radius, max_steps, seed):
-    from optimkit import landscapes
-
     # landscapes.run's loop (gradient + N(0, noise^2) noise from default_rng(seed), then an SGD
     # step), stopped at the first point outside the ball.
     saddle, rng = landscapes.saddle(), np.random.default_rng(seed)
@@ -346,7 +319,7 @@ def _drive_escape(call, rng):
 
 
 escape_saddle = Problem(
-    name="escape_saddle", points=3, reference=_escape_reference, drive=_drive_escape,
+    name="escape_saddle", reference=_escape_reference, drive=_drive_escape,
     chapter=SADDLES,
     variants=[
         Variant("noise added to the parameters instead of to the gradient", SADDLES, """
@@ -409,7 +382,3 @@ def escape_saddle(start, lr, noise, radius, max_steps, seed):
 
 
 PROBLEMS = {p.name: p for p in (clip_global_norm, clip_values, classify_stationary_point, escape_saddle)}
-
-
-def grade(name: str, fn, seed: int | None = None) -> float:
-    return _grade(PROBLEMS[name], fn, seed)
