@@ -160,6 +160,24 @@ def test_solution_notebooks_and_checks_agree():
             assert course.points(assignment, problem) > 0
 
 
+@pytest.mark.parametrize("assignment", sorted(REGISTRY))
+def test_headings_state_the_points_of_the_metadata(assignment):
+    """"## 1. ... (3 points)" is what students read: the points of the answer below it (its
+    hidden check's, or a written answer's own), as the metadata has them."""
+    nb = course.read_solution(course.SOLUTIONS / assignment / f"{assignment.split('_', 1)[1]}.md")
+    stated, checked = None, 0
+    for cell in nb.cells:
+        heading = re.match(r"## \d+\. .*\((\d+) points", cell.source) if cell.cell_type == "markdown" else None
+        if heading:
+            stated = float(heading.group(1))
+        if cells.is_solution(cell) and stated is not None:
+            name = cells.cell_name(cell)
+            want = cells.points(cell) if cells.is_grade(cell) else course.points(assignment, name)
+            assert stated == want, f"{assignment}: the heading above {name} says {stated:g} points, the metadata {want:g}"
+            stated, checked = None, checked + 1
+    assert checked == len([c for c in nb.cells if cells.is_solution(c)])
+
+
 def test_a_test_cell_without_an_answer_above_it_is_an_error():
     nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell("assert True", metadata={"nbgrader": {
         "grade": True, "solution": False, "locked": True, "grade_id": "lonely_test", "points": 1}})])
