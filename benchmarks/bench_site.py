@@ -36,7 +36,7 @@ def slider_latency() -> list[tuple[str, float, float]]:
     """Median and worst time of a live slider move (update artists + render the frame)."""
     import optimkit
     from optimkit import landscapes
-    from optimkit.plots import race, trajectory_figure
+    from descent.drawing import race, trajectory_figure
 
     figures = {}
     land = landscapes.rosenbrock()

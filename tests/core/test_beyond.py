@@ -1,5 +1,5 @@
-"""optimkit.beyond (Lookahead, LAMB, SAM, L-BFGS, K-FAC on one layer) and its chapter-12 figures,
-checked against closed forms, independent re-implementations and the claims chapter 12 makes."""
+"""optimkit.beyond (Lookahead, LAMB, SAM, L-BFGS, K-FAC on one layer), checked against closed forms,
+independent re-implementations and the claims chapter 12 makes (its figures: tests/book)."""
 
 import math
 
@@ -10,7 +10,6 @@ import optimkit
 from optimkit import beyond as B
 from optimkit import landscapes as L
 from optimkit import schedules
-from optimkit.plots import beyond as PB
 
 
 def rosenbrock_closure(land, point):
@@ -320,40 +319,3 @@ def test_kfac_direction_solves_the_damped_kronecker_system():
     np.testing.assert_allclose(B.kfac_direction(grad, A, G, damping), expected, rtol=1e-10)
     with pytest.raises(ValueError, match="damping"):
         B.kfac_direction(grad, A, G, 0.0)
-
-
-# -- chapter-12 figures and race --------------------------------------------------------------------------
-
-def test_sam_objective_of_a_parabola_is_the_parabola_at_the_far_edge():
-    xs = np.linspace(-2, 2, 9)
-    np.testing.assert_allclose(PB.sam_objective(lambda x: x ** 2, xs, 0.5), (np.abs(xs) + 0.5) ** 2)
-    np.testing.assert_array_equal(PB.sam_objective(lambda x: x ** 2, xs, 0.0), xs ** 2)
-
-
-def test_sam_objective_fills_the_sharp_well_first():
-    sf = L.sharp_flat_1d()
-    sharp, flat = (PB.sam_objective(sf.f, [m], 0.1)[0] for m in sf.minima)
-    assert sf(sf.minima[0]) < sf(sf.minima[1])  # without SAM the sharp minimum is (slightly) deeper
-    assert sharp > flat + 0.3
-
-
-def test_sam_figure_frames_differ_and_describe_themselves():
-    sf = PB.sam_figure(L.sharp_flat_1d(), rhos=[0.0, 0.3])
-    assert sf.frame_count() == 2
-    assert sf.frame(rho=0.0) != sf.frame(rho=0.3)
-    assert "radius 0.3" in sf._alt({"rho": 0.3})
-
-
-def test_beyond_race_counts_gradient_evaluations():
-    runs, evals = PB.beyond_race(L.rosenbrock(), steps=200, lbfgs_steps=60)
-    for label, t in runs.items():
-        ev = evals[label]
-        assert len(ev) == len(t.points) and ev[0] == 0
-        # every step costs at least one gradient, except L-BFGS once it sits at a stationary point
-        assert np.all(np.diff(ev) >= (0 if label.startswith("L-BFGS") else 1))
-        if label.startswith("SAM"):
-            np.testing.assert_array_equal(ev, 2 * np.arange(len(ev)))
-    lbfgs = runs[next(k for k in runs if k.startswith("L-BFGS"))]
-    assert np.linalg.norm(lbfgs.points[-1] - 1.0) < 1e-6
-    lamb = runs[next(k for k in runs if k.startswith("LAMB"))]
-    np.testing.assert_allclose(lamb.lrs, [schedules.cosine(0.02, 200)(k) for k in range(200)])

@@ -1,6 +1,5 @@
-r"""Figures and measurements for chapters 1 (introduction) and 2 (gradient descent and SGD).
+r"""Chapter 2 (book/02-sgd.md): gradient descent and SGD.
 
-* :func:`gd_1d_figure` -- gradient descent on a 1-D loss, with a learning-rate slider.
 * :func:`critical_lr`, :func:`gd_error_factors` -- the :math:`2/\lambda_{\max}` knife edge of
   gradient descent on a quadratic, and the per-direction factors :math:`1 - \eta\lambda`.
 * :func:`lr_knife_edge_figure` -- gradient descent on a 2-D landscape with a learning-rate slider
@@ -15,120 +14,36 @@ r"""Figures and measurements for chapters 1 (introduction) and 2 (gradient desce
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Callable, Sequence
+from typing import Sequence
 
 import matplotlib.pyplot as plt
 import numpy as np
 
-from .. import SGD
-from ..optim import Wrapper
-from ..digits import MLP, DigitsData, train
-from ..interactive import SliderFigure
-from ..landscapes import Landscape, run
-from .landscape import COLORS, draw_contours
+from optimkit import SGD
+from optimkit.digits import DigitsData, MLP, train
+from optimkit.landscapes import Landscape, run
+from optimkit.optim import Wrapper
 
-__all__ = [
-    "gd_1d_path", "gd_1d_figure", "critical_lr", "gd_error_factors", "lr_knife_edge_figure",
-    "LossRecorder", "Curve", "batch_size_curves", "batch_size_figure", "flat_grads",
-    "per_sample_gradients", "minibatch_noise_samples", "minibatch_noise",
-    "minibatch_noise_closed_form", "noise_scale", "noise_figure", "minibatch_cloud_figure",
-    "markdown_table",
-]
+from .drawing import COLORS, draw_contours
+from .sliders import SliderFigure
+
 
 _TINY = 1e-17  # floor for errors drawn on a log axis (an exact 0 has no logarithm)
 
 
-# ---------------------------------------------------------------------------
-# Chapter 1: gradient descent on a 1-D loss
-# ---------------------------------------------------------------------------
+def path_on_contours(ax, landscape: Landscape, color: str, *, dot_size: float):
+    """Contours, the start and an empty path with its head and title, for a slider to fill in.
 
-def gd_1d_path(grad: Callable[[float], float], lr: float, start: float, steps: int) -> np.ndarray:
-    """The iterates :math:`\\theta_0, \\dots, \\theta_{steps}` of ``optimkit.SGD(lr=lr)`` on a 1-D loss."""
-    theta = np.array([float(start)])
-    opt = SGD([theta], lr=lr)
-    path = [theta[0]]
-    for _ in range(steps):
-        opt.step([np.array([grad(theta[0])])])
-        path.append(theta[0])
-    return np.array(path)
-
-
-def gd_1d_figure(loss: Callable, grad: Callable, lrs: Sequence[float], *, start: float,
-                 minimizer: float, steps: int = 12, curvature: float | None = None,
-                 initial_lr: float | None = None) -> SliderFigure:
-    """Gradient descent on a 1-D ``loss`` (left: the path on the curve; right: the error
-    :math:`|\\theta_k - \\theta^*|` per step, log scale) with a learning-rate slider.
-
-    With ``curvature`` (a quadratic's :math:`\\lambda`) the right panel also draws the
-    prediction :math:`|1-\\eta\\lambda|^k\\,|\\theta_0-\\theta^*|`.
+    Returns the artists a slider changes: ``(path, head, title)``.
     """
-    lrs = [float(v) for v in lrs]
-    paths = {lr: gd_1d_path(grad, lr, start, steps) for lr in lrs}
-    every = np.concatenate(list(paths.values()))
-    lo, hi = min(every.min(), minimizer - 1.0), max(every.max(), minimizer + 1.0)
-    pad = 0.08 * (hi - lo)
-    grid = np.linspace(lo - pad, hi + pad, 400)
+    draw_contours(ax, landscape, resolution=120, levels=16)
+    ax.plot(*landscape.start, marker="o", markersize=7, color="white", markeredgecolor="black",
+            linestyle="none", zorder=6)
+    (path,) = ax.plot([], [], color=color, linewidth=1.3, marker="o", markersize=dot_size, zorder=4)
+    (head,) = ax.plot([], [], marker="o", markersize=7, color=color, markeredgecolor="black",
+                      linestyle="none", zorder=7)
+    return path, head, ax.set_title(" ", fontsize=10)
 
-    fig, (ax, ax_err) = plt.subplots(1, 2, figsize=(8.4, 3.5), layout="constrained",
-                                     gridspec_kw={"width_ratios": [1.25, 1]})
-    ax.plot(grid, loss(grid), color="0.35", linewidth=1.4)
-    ax.plot(minimizer, loss(minimizer), marker="*", markersize=14, color="gold",
-            markeredgecolor="black", linestyle="none", zorder=5, label=r"minimum $\theta^*$")
-    ax.plot(start, loss(start), marker="o", markersize=8, color="white", markeredgecolor="black",
-            linestyle="none", zorder=6, label=r"start $\theta_0$")
-    (path_line,) = ax.plot([], [], color=COLORS[0], linewidth=1.2, zorder=3)
-    (dots,) = ax.plot([], [], marker="o", markersize=5, color=COLORS[0], linestyle="none", zorder=4,
-                      label="iterates")
-    ax.set_xlim(grid[0], grid[-1])
-    ax.set_ylim(min(loss(grid).min(), 0) - 0.05 * np.ptp(loss(grid)), loss(grid).max())
-    ax.set_xlabel(r"parameter $\theta$")
-    ax.set_ylabel(r"loss $J(\theta)$")
-    ax.legend(loc="upper center", fontsize=8, framealpha=0.9)
-    heading = ax.set_title(" ")
-
-    k = np.arange(steps + 1)
-    floor = 1e-6  # errors below this (an exact hit is 0) are drawn on the bottom edge
-    errors = {lr: np.maximum(np.abs(p - minimizer), floor) for lr, p in paths.items()}
-    top = max(e.max() for e in errors.values())
-    (err_line,) = ax_err.semilogy([], [], marker="o", markersize=4, color=COLORS[0],
-                                  label=r"measured $|\theta_k-\theta^*|$")
-    (pred_line,) = ax_err.semilogy([], [], color=COLORS[1], linestyle="--", linewidth=1.2,
-                                   label=r"$|1-\eta\lambda|^k\,|\theta_0-\theta^*|$")
-    ax_err.set_xlim(0, steps)
-    ax_err.set_ylim(floor / 1.5, top * 3)
-    ax_err.set_xlabel("step k")
-    ax_err.set_ylabel("distance to the minimum")
-    ax_err.legend(loc="lower left", fontsize=8, framealpha=0.9)
-    if curvature is None:
-        pred_line.set_visible(False)
-
-    def update(lr: float) -> None:
-        p = paths[lr]
-        path_line.set_data(p, loss(p))
-        dots.set_data(p[1:], loss(p[1:]))
-        err_line.set_data(k, errors[lr])
-        if curvature is not None:
-            pred_line.set_data(k, np.maximum(abs(1 - lr * curvature) ** k * abs(start - minimizer), floor))
-        heading.set_text(f"η = {lr:.4g}: {steps} steps of gradient descent")
-
-    def alt(lr: float) -> str:
-        p = paths[lr]
-        trend = ("move away from the minimum" if abs(p[-1] - minimizer) > abs(start - minimizer)
-                 else "approach the minimum")
-        crosses = (p[1] - minimizer) * (start - minimizer) < 0
-        side = "jumping from side to side" if crosses else "from one side"
-        return (f"Gradient descent on a parabola with learning rate {lr:.4g}: the iterates {trend}, "
-                f"{side}; after {steps} steps the distance to the minimum is "
-                f"{abs(p[-1] - minimizer):.3g} (it started at {abs(start - minimizer):.3g}).")
-
-    return SliderFigure(fig, update, {"lr": lrs}, alt=alt, labels={"lr": "learning rate η"},
-                        initial={"lr": initial_lr if initial_lr is not None else lrs[0]},
-                        animated=[path_line, dots, err_line, pred_line, heading])
-
-
-# ---------------------------------------------------------------------------
-# Chapter 2: the learning-rate knife edge on a quadratic
-# ---------------------------------------------------------------------------
 
 def _minimum_and_curvatures(landscape: Landscape):
     if not landscape.minima:
@@ -172,13 +87,7 @@ def lr_knife_edge_figure(landscape: Landscape, lrs: Sequence[float], *, steps: i
 
     fig, (ax, ax_err) = plt.subplots(1, 2, figsize=(8.6, 3.4), layout="constrained",
                                      gridspec_kw={"width_ratios": [1.45, 1]})
-    draw_contours(ax, landscape, resolution=120, levels=16)
-    ax.plot(*start, marker="o", markersize=7, color="white", markeredgecolor="black",
-            linestyle="none", zorder=6)
-    (path,) = ax.plot([], [], color=COLORS[1], linewidth=1.3, marker="o", markersize=2.5, zorder=4)
-    (head,) = ax.plot([], [], marker="o", markersize=7, color=COLORS[1], markeredgecolor="black",
-                      linestyle="none", zorder=7)
-    heading = ax.set_title(" ", fontsize=10)
+    path, head, heading = path_on_contours(ax, landscape, COLORS[1], dot_size=2.5)
 
     measured, predicted = [], []
     for i, (name, color) in enumerate(zip(lam_names, (COLORS[0], COLORS[1]))):
@@ -221,10 +130,6 @@ def lr_knife_edge_figure(landscape: Landscape, lrs: Sequence[float], *, steps: i
                         initial={"lr": initial_lr if initial_lr is not None else lrs[0]},
                         animated=[path, head, heading, *measured, *predicted])
 
-
-# ---------------------------------------------------------------------------
-# Chapter 2: batch size on the digits MLP
-# ---------------------------------------------------------------------------
 
 class LossRecorder(Wrapper):
     """Wraps an optimizer; after the steps listed in ``at`` it records the model's loss on the
@@ -315,10 +220,6 @@ def batch_size_figure(curves: dict[str, Curve]):
         ax.grid(True, which="major", alpha=0.3)
     return fig
 
-
-# ---------------------------------------------------------------------------
-# Chapter 2: gradient noise
-# ---------------------------------------------------------------------------
 
 def flat_grads(grads) -> np.ndarray:
     """Concatenate a list of gradient arrays into one vector."""
@@ -479,21 +380,3 @@ def minibatch_cloud_figure(model: MLP, X: np.ndarray, y: np.ndarray, batch_sizes
                       labels={"batch_size": "batch size B"}, animated=[cloud, heading])
     sf.cosine, sf.downhill = cosine, downhill  # the numbers in the titles, for the text
     return sf
-
-
-# ---------------------------------------------------------------------------
-# Tables
-# ---------------------------------------------------------------------------
-
-def markdown_table(headers: Sequence[str], rows: Sequence[Sequence]):
-    """A Markdown table (``IPython.display.Markdown``) whose cells are the rows' values as given
-    (format numbers before passing them in); the book renders it as a table."""
-    from IPython.display import Markdown
-
-    def cell(value) -> str:
-        return str(value).replace("|", "\\|")
-
-    lines = ["| " + " | ".join(cell(h) for h in headers) + " |",
-             "|" + "|".join([":---"] + ["---:"] * (len(headers) - 1)) + "|"]
-    lines += ["| " + " | ".join(cell(v) for v in row) + " |" for row in rows]
-    return Markdown("\n".join(lines))

@@ -1,5 +1,8 @@
 """Slider-driven figures that are live in a kernel and still interactive on a static page.
 
+Importing this module switches matplotlib to the Agg backend (frames are rendered off-screen);
+that is why it lives in the book, not in optimkit.
+
 One object, two ways to show it:
 
 * **live** (JupyterLab): a slider move calls ``update(**values)``, which changes the
@@ -106,13 +109,14 @@ class SliderFigure:
         self._background = None
         fig.set_dpi(FRAME_DPI)
 
-    def _alt(self, values: dict) -> str:
+    def alt_text(self, values: dict) -> str:
+        """The alt text of the frame for ``values`` (``{slider name: value}``)."""
         return self.alt(**values) if callable(self.alt) else self.alt
 
     def frame(self, **values) -> str:
         """Update the figure for ``values`` and return it as an ``<img>`` tag."""
         self.update(**values)
-        return img_tag(self.render(), self._alt(values))
+        return img_tag(self.render(), self.alt_text(values))
 
     def render(self) -> bytes:
         """The figure as it is now, as image bytes (blitting the animated artists if any)."""

@@ -1,4 +1,5 @@
-"""Contour plots of 2-D landscapes and optimizer trajectories replayed step by step."""
+"""Contour plots of 2-D landscapes and optimizer trajectories replayed step by step, for every
+chapter: :data:`COLORS`, :func:`draw_contours`, :func:`trajectory_figure` and :func:`race`."""
 
 from __future__ import annotations
 
@@ -8,8 +9,9 @@ import matplotlib.pyplot as plt
 import numpy as np
 from matplotlib.colors import LogNorm
 
-from ..interactive import SliderFigure
-from ..landscapes import Landscape, Trajectory, run
+from optimkit.landscapes import Landscape, Trajectory, run
+
+from .sliders import SliderFigure
 
 # Colour-blind-safe palette (Okabe-Ito), one colour per optimizer in a race.
 COLORS = ["#0072B2", "#D55E00", "#009E73", "#CC79A7", "#E69F00", "#56B4E9", "#000000", "#F0E442"]

@@ -1,10 +1,10 @@
-r"""Chapter 11: the optimizer race on four landscapes and on the digits MLP, and the tables that
-map optimkit to torch.optim and optax.
+"""Chapter 11 (book/11-race-and-guide.md): the optimizer race on four landscapes and on the digits
+MLP, and the tables that map optimkit to torch.optim and optax.
 
-``RACE`` holds the settings every figure and table of the chapter uses. They were picked by
-hand from factor-2 grids of learning rates (the ravine and Rosenbrock ones are those of
-``tests/test_convergence.py``); ``tests/test_plots_race.py`` checks the outcome the chapter
-reports for each of them.
+``RACE`` holds the settings every figure and table of the chapter uses, and the only copy of them:
+the tests (``tests/book/test_ch11_race_and_guide.py``) import it. They were picked by hand from
+factor-2 grids of learning rates; the tests check that every entrant reaches the minimum with
+them, and the outcome the chapter reports for each landscape.
 """
 
 from __future__ import annotations
@@ -16,14 +16,12 @@ from dataclasses import dataclass
 import matplotlib.pyplot as plt
 import numpy as np
 
-from .. import optim, schedules
-from ..interactive import SliderFigure
-from ..landscapes import LANDSCAPES, Landscape, Trajectory, run
-from .landscape import COLORS, trajectory_figure
+from optimkit import optim, schedules
+from optimkit.landscapes import LANDSCAPES, Landscape, Trajectory, run
 
-__all__ = ["ENTRANTS", "RACE", "RaceSetup", "make_optimizer", "run_race", "race_figure",
-           "first_step_within", "first_escape", "log_steps", "lr_sweep_figure",
-           "optimizer_twins", "schedule_twins", "OPTAX_OPTIMIZERS", "OPTAX_SIMILAR_SCHEDULES"]
+from .drawing import COLORS, trajectory_figure
+from .sliders import SliderFigure
+
 
 # The nine entrants: label -> (optimkit class name, fixed keyword arguments).
 ENTRANTS = {
@@ -51,12 +49,14 @@ class RaceSetup:
     tol: float = 1e-3
 
 
+# Ravine 0.1x^2 + 2y^2 (tests/book/test_ch11_race_and_guide.py checks that every entrant
+# converges); Nesterov's stability limit is lower than heavy ball's
+# (eta*lambda < (2+2mu)/(1+2mu) = 1.36 against 2+2mu = 3.8).
+RAVINE_LRS = {"SGD": 0.4, "SGD+momentum": 0.5, "Nesterov": 0.2, "Adagrad": 1.0, "RMSprop": 0.01,
+              "Adam": 0.5, "AdamW": 0.5, "NAdam": 0.2, "RAdam": 1.0}
+
 RACE = {
-    # Ravine 0.1x^2 + 2y^2: lr from tests/test_convergence.py; Nesterov's stability limit is
-    # lower than heavy ball's (eta*lambda < (2+2mu)/(1+2mu) = 1.36 against 2+2mu = 3.8).
-    "ravine": RaceSetup("ravine", 300, {
-        "SGD": 0.4, "SGD+momentum": 0.5, "Nesterov": 0.2, "Adagrad": 1.0, "RMSprop": 0.01,
-        "Adam": 0.5, "AdamW": 0.5, "NAdam": 0.2, "RAdam": 1.0}),
+    "ravine": RaceSetup("ravine", 300, dict(RAVINE_LRS)),
     "rosenbrock": RaceSetup("rosenbrock", 10_000, {
         "SGD": 2e-3, "SGD+momentum": 1e-3, "Nesterov": 1e-3, "Adagrad": 0.5, "RMSprop": 3e-4,
         "Adam": 5e-3, "AdamW": 5e-3, "NAdam": 2e-3, "RAdam": 5e-3}),
@@ -65,10 +65,7 @@ RACE = {
         "Adam": 0.05, "AdamW": 0.05, "NAdam": 0.1, "RAdam": 0.015}),
     # The saddle x^2 - y^2 with the ravine's settings (curvatures of the same size), started a
     # hair off the ridge y = 0: who leaves the saddle first?
-    "saddle": RaceSetup("saddle", 40, {
-        "SGD": 0.4, "SGD+momentum": 0.5, "Nesterov": 0.2, "Adagrad": 1.0, "RMSprop": 0.01,
-        "Adam": 0.5, "AdamW": 0.5, "NAdam": 0.2, "RAdam": 1.0},
-        start=(1.5, 1e-3), goal="escape", tol=1.0),
+    "saddle": RaceSetup("saddle", 40, dict(RAVINE_LRS), start=(1.5, 1e-3), goal="escape", tol=1.0),
 }
 
 
@@ -111,7 +108,7 @@ _DASHES = ["-", "--", ":", "-."]
 
 def race_figure(landscape: Landscape, runs: dict[str, Trajectory], *, frames: int = 13,
                 log: bool = True, title: str | None = None) -> SliderFigure:
-    """:func:`optimkit.plots.trajectory_figure` for a race of up to 32 entrants.
+    """:func:`descent.drawing.trajectory_figure` for a race of up to 32 entrants.
 
     With ``log=True`` the step slider is spaced logarithmically (most of the action on
     Rosenbrock happens in the first hundred of ten thousand steps). Entrants past the eighth
@@ -153,10 +150,6 @@ def lr_sweep_figure(lrs, accuracies: dict[str, list], *, defaults: dict[str, flo
     ax.legend(fontsize=8, ncol=3, loc="lower right")
     return fig
 
-
-# ---------------------------------------------------------------------------
-# optimkit -> torch.optim / optax, read from the code so it cannot go stale
-# ---------------------------------------------------------------------------
 
 # optax has no one-to-one twin for every torch default; these are the closest calls and what
 # differs. (Facts from ../shared/reference/optimizer-conventions.md.)

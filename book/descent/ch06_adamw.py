@@ -1,13 +1,11 @@
-r"""Measurements and figures for chapter 6 (AdamW): coupled L2 against decoupled weight decay.
+"""Chapter 6 (book/06-adamw.md): coupled L2 against decoupled weight decay on the digits MLP.
 
-* comparison variants, *not* part of optimkit's torch-checked API: :class:`SGDDecoupled`
-  (decay, then a plain SGD step), :class:`AdamWPaper` (Loshchilov and Hutter's Algorithm 2, where
-  decay is scaled by the schedule multiplier only) and :class:`AdamWDecayAfter` (decay applied
-  after the Adam step instead of before). Each reuses :func:`optimkit.rules.adam_kernel`, so
-  the Adam part is the same arithmetic as :class:`optimkit.AdamW`.
 * :func:`train_run` / :func:`sweep` train the digits MLP and keep the model and the optimizer,
   :func:`shrinkage_by_gradient_rms` measures which weights a regulariser shrank;
 * :func:`decay_sweep_figure` (a slider over the weight decay) and :func:`shrinkage_figure`.
+
+The comparison variants (:class:`SGDDecoupled`, :class:`AdamWPaper`, :class:`AdamWDecayAfter`)
+are in :mod:`descent.variants`.
 """
 
 from __future__ import annotations
@@ -18,95 +16,13 @@ import matplotlib.pyplot as plt
 import numpy as np
 from matplotlib.ticker import MaxNLocator
 
-from .. import rules, validate
-from ..digits import MLP, DigitsData, History, train
-from ..interactive import SliderFigure
-from ..optim import Adam, AdamW, Optimizer
-from .landscape import COLORS
+from optimkit import rules
+from optimkit.digits import DigitsData, History, MLP, train
+from optimkit.optim import Adam, AdamW
 
-__all__ = ["AdamWDecayAfter", "AdamWPaper", "METHODS", "Run", "SGDDecoupled",
-           "decay_sweep_figure", "shrinkage_by_gradient_rms", "shrinkage_figure", "sweep",
-           "train_run"]
+from .drawing import COLORS
+from .sliders import SliderFigure
 
-
-# ---------------------------------------------------------------------------
-# comparison variants
-# ---------------------------------------------------------------------------
-
-class SGDDecoupled(Optimizer):
-    r"""Plain SGD with decoupled decay: :math:`\theta \leftarrow (1-\eta\lambda)\,\theta`, then
-    :math:`\theta \leftarrow \theta - \eta g`. Equal to ``SGD(weight_decay=λ)`` up to rounding."""
-
-    def __init__(self, params, lr=1e-3, weight_decay=0.0):
-        super().__init__(params, dict(lr=lr, weight_decay=weight_decay))
-
-    def _check(self, group):
-        rules.check_common(group["lr"], group["weight_decay"])
-
-    def _init_state(self, p, group):
-        return {"step": 0}
-
-    def _update(self, p, g, state, group):
-        p *= 1 - group["lr"] * group["weight_decay"]
-        p -= group["lr"] * g
-
-
-class _AdamBase(Optimizer):
-    def __init__(self, params, defaults):
-        super().__init__(params, defaults)
-
-    def _check(self, group):
-        rules.check_adam(group["lr"], group["betas"], group["eps"], group["weight_decay"])
-
-    def _init_state(self, p, group):
-        return {"step": 0, "exp_avg": np.zeros_like(p), "exp_avg_sq": np.zeros_like(p)}
-
-    def _adam_step(self, p, g, state, group):
-        rules.adam_kernel(p, g, state["exp_avg"], state["exp_avg_sq"], None, t=state["step"],
-                           lr=group["lr"], betas=group["betas"], eps=group["eps"],
-                           weight_decay=0.0, decoupled=True, amsgrad=False, maximize=False)
-
-
-class AdamWPaper(_AdamBase):
-    r"""AdamW as in Loshchilov and Hutter's Algorithm 2:
-
-    .. math:: \theta_t = \theta_{t-1} - \eta_t\Bigl(\alpha\,\frac{\hat m_t}{\sqrt{\hat v_t}
-              + \epsilon} + \lambda\,\theta_{t-1}\Bigr)
-
-    :math:`\alpha` is the base learning rate (``lr`` at construction), :math:`\eta_t` the
-    schedule multiplier. A schedule writes ``opt.lr`` as usual (:math:`\alpha\eta_t`); the decay
-    uses only :math:`\eta_t = ` ``lr / initial_lr``. torch's ``AdamW(weight_decay=λ/α)`` is the
-    same optimizer."""
-
-    def __init__(self, params, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=1e-4):
-        lr = validate.positive("lr", lr)
-        super().__init__(params, dict(lr=lr, initial_lr=lr, betas=rules.check_betas(betas),
-                                      eps=eps, weight_decay=weight_decay))
-
-    def _update(self, p, g, state, group):
-        multiplier = group["lr"] / group["initial_lr"]
-        p *= 1 - multiplier * group["weight_decay"]
-        self._adam_step(p, g, state, group)
-
-
-class AdamWDecayAfter(_AdamBase):
-    r"""AdamW with the decay applied *after* the Adam step:
-    :math:`\theta_t = (1-\eta\lambda)\,(\theta_{t-1} - \eta\,u_t)`, where torch decays first,
-    :math:`\theta_t = (1-\eta\lambda)\,\theta_{t-1} - \eta\,u_t`. They differ by
-    :math:`\eta^2\lambda\,u_t` per step."""
-
-    def __init__(self, params, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=1e-2):
-        super().__init__(params, dict(lr=lr, betas=rules.check_betas(betas), eps=eps,
-                                      weight_decay=weight_decay))
-
-    def _update(self, p, g, state, group):
-        self._adam_step(p, g, state, group)
-        p *= 1 - group["lr"] * group["weight_decay"]
-
-
-# ---------------------------------------------------------------------------
-# experiments on the digits MLP
-# ---------------------------------------------------------------------------
 
 class Run(NamedTuple):
     """One training run: its :class:`~optimkit.digits.History`, the trained model and the
@@ -168,7 +84,7 @@ def shrinkage_by_gradient_rms(base: Run, runs: dict, *, layer: int = 0, bins: in
     index = 2 * layer
     state = base.optimizer.state[index]
     beta2 = base.optimizer.param_groups[0]["betas"][1]
-    rms = np.sqrt(state["exp_avg_sq"] / (1 - beta2 ** state["step"])).ravel()
+    rms = np.sqrt(state["exp_avg_sq"] / rules.bias_correction(beta2, state["step"])).ravel()
     order = np.argsort(rms, kind="stable")
     groups = np.array_split(order, bins)
     w0 = base.model.params[index].ravel()
@@ -179,10 +95,6 @@ def shrinkage_by_gradient_rms(base: Run, runs: dict, *, layer: int = 0, bins: in
         ratios[label] = np.array([np.linalg.norm(w[g]) / np.linalg.norm(w0[g]) for g in groups])
     return centres, ratios
 
-
-# ---------------------------------------------------------------------------
-# figures
-# ---------------------------------------------------------------------------
 
 def decay_sweep_figure(results: dict, weight_decays: Sequence[float]) -> SliderFigure:
     """A slider over the weight decay: weight norm and validation accuracy per epoch for both

@@ -1,12 +1,12 @@
-r"""Figures and closed forms for chapter 3 (momentum).
+r"""Chapter 3 (book/03-momentum.md): figures and closed forms for momentum.
 
 Three ways of writing heavy-ball momentum circulate; ``optimkit.SGD`` is torch's:
 
 * torch, Distill, d2l (``optimkit.SGD``):
   :math:`b \leftarrow \mu b + g,\ \theta \leftarrow \theta - \eta b`;
-* learning rate inside the velocity (:class:`LrInsideMomentum`):
+* learning rate inside the velocity (:class:`descent.variants.LrInsideMomentum`):
   :math:`v \leftarrow \gamma v + \eta g,\ \theta \leftarrow \theta - v`;
-* exponential moving average (:class:`EMAMomentum`):
+* exponential moving average (:class:`descent.variants.EMAMomentum`):
   :math:`v \leftarrow \beta v + (1-\beta) g,\ \theta \leftarrow \theta - \eta v`.
 
 On a quadratic with curvature :math:`\lambda` (error :math:`e = \theta - \theta^*`), torch's form
@@ -28,56 +28,13 @@ from typing import Sequence
 import matplotlib.pyplot as plt
 import numpy as np
 
-from .. import SGD
-from ..interactive import SliderFigure
-from ..landscapes import Landscape, Trajectory, run
-from .landscape import COLORS, draw_contours
+from optimkit import SGD
+from optimkit.landscapes import Landscape, Trajectory, run
 
-__all__ = [
-    "LrInsideMomentum", "EMAMomentum", "momentum_matrix", "convergence_rate", "rate_grid",
-    "lr_threshold", "distill_optimum", "gd_optimum", "nesterov_lookahead_path",
-    "momentum_explorer_figure", "step_length_figure",
-]
+from .ch02_sgd import path_on_contours
+from .drawing import COLORS
+from .sliders import SliderFigure
 
-
-# ---------------------------------------------------------------------------
-# The two textbook forms, as optimizers run() can drive (``step`` and a writable ``lr``)
-# ---------------------------------------------------------------------------
-
-class LrInsideMomentum:
-    r"""The learning rate inside the velocity: :math:`v_t = \gamma v_{t-1} + \eta_t g_t`,
-    :math:`\theta_t = \theta_{t-1} - v_t`, :math:`v_0 = 0` (CS231n writes the same with
-    :math:`v \mapsto -v`)."""
-
-    def __init__(self, params, lr, momentum):
-        self.params, self.lr, self.momentum = params, lr, momentum
-        self.velocity = [np.zeros_like(p) for p in params]
-
-    def step(self, grads):
-        for p, g, v in zip(self.params, grads, self.velocity):
-            v *= self.momentum
-            v += self.lr * g
-            p -= v
-
-
-class EMAMomentum:
-    r"""The velocity as an exponential moving average: :math:`v_t = \beta v_{t-1} + (1-\beta) g_t`,
-    :math:`\theta_t = \theta_{t-1} - \eta_t v_t`, :math:`v_0 = 0`."""
-
-    def __init__(self, params, lr, beta):
-        self.params, self.lr, self.beta = params, lr, beta
-        self.velocity = [np.zeros_like(p) for p in params]
-
-    def step(self, grads):
-        for p, g, v in zip(self.params, grads, self.velocity):
-            v *= self.beta
-            v += (1 - self.beta) * g
-            p -= self.lr * v
-
-
-# ---------------------------------------------------------------------------
-# Closed forms on a quadratic
-# ---------------------------------------------------------------------------
 
 def momentum_matrix(lr: float, momentum: float, curvature: float, nesterov: bool = False) -> np.ndarray:
     r"""The 2x2 matrix that maps :math:`(b_{t-1}, e_{t-1})` to :math:`(b_t, e_t)` for
@@ -169,10 +126,6 @@ def nesterov_lookahead_path(landscape: Landscape, lr: float, momentum: float, st
     return np.array(thetas), np.array(ahead)
 
 
-# ---------------------------------------------------------------------------
-# Figures
-# ---------------------------------------------------------------------------
-
 def momentum_explorer_figure(landscape: Landscape, lrs: Sequence[float], betas: Sequence[float], *,
                              steps: int = 60, initial: dict | None = None) -> SliderFigure:
     r"""Heavy-ball momentum (``optimkit.SGD(lr, momentum=β)``) on a quadratic, with sliders for
@@ -200,13 +153,7 @@ def momentum_explorer_figure(landscape: Landscape, lrs: Sequence[float], betas: 
     ax_map = fig.add_subplot(grid[1, 0])
     ax_err = fig.add_subplot(grid[1, 1])
 
-    draw_contours(ax, landscape, resolution=120, levels=16)
-    ax.plot(*start, marker="o", markersize=7, color="white", markeredgecolor="black",
-            linestyle="none", zorder=6)
-    (path,) = ax.plot([], [], color=COLORS[0], linewidth=1.3, marker="o", markersize=2.2, zorder=4)
-    (head,) = ax.plot([], [], marker="o", markersize=7, color=COLORS[0], markeredgecolor="black",
-                      linestyle="none", zorder=7)
-    heading = ax.set_title(" ", fontsize=10)
+    path, head, heading = path_on_contours(ax, landscape, COLORS[0], dot_size=2.2)
 
     eta_axis = np.linspace(0, max(lrs) * 1.08, 160)
     beta_axis = np.linspace(0, 0.995, 140)

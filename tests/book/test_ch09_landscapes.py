@@ -1,4 +1,4 @@
-"""optimkit.plots.geometry (chapter 9): slices of the digits loss, saddle escape, gradient descent on
+"""descent.ch09_landscapes (chapter 9): slices of the digits loss, saddle escape, gradient descent on
 the sharp/flat function, and the numeric claims the chapter makes."""
 
 import math
@@ -9,7 +9,7 @@ import pytest
 import optimkit
 from optimkit import digits
 from optimkit import landscapes as L
-from optimkit.plots import geometry as G
+from descent import ch09_landscapes as ch09
 
 
 @pytest.fixture(scope="module")
@@ -17,12 +17,10 @@ def data():
     return digits.load_digits_split()
 
 
-# -- slices -----------------------------------------------------------------------------------------
-
 def test_filter_normalized_direction_matches_every_unit_and_ignores_biases():
     params = digits.MLP(seed=3).params
     params[1][:] = 0.7  # a non-zero bias must still get no direction
-    d = G.filter_normalized_direction(params, np.random.default_rng(0))
+    d = ch09.filter_normalized_direction(params, np.random.default_rng(0))
     assert [x.shape for x in d] == [p.shape for p in params]
     for p, x in zip(params, d):
         if p.ndim == 2:
@@ -35,13 +33,13 @@ def test_interpolation_and_surface_pass_through_their_anchor_points(data):
     model = digits.MLP(seed=0)
     start = [p.copy() for p in model.params]
     end = [p + 0.1 for p in start]
-    losses = G.interpolation_losses(model, data.X_val, data.y_val, start, end, [0.0, 0.5, 1.0])
+    losses = ch09.interpolation_losses(model, data.X_val, data.y_val, start, end, [0.0, 0.5, 1.0])
     assert losses[0] == model.loss(data.X_val, data.y_val, start)
     assert losses[2] == model.loss(data.X_val, data.y_val, end)
     rng = np.random.default_rng(1)
-    d1, d2 = (G.filter_normalized_direction(start, rng) for _ in range(2))
+    d1, d2 = (ch09.filter_normalized_direction(start, rng) for _ in range(2))
     grid = np.linspace(-1, 1, 3)
-    Z = G.loss_surface(model, data.X_val, data.y_val, start, d1, d2, grid, grid)
+    Z = ch09.loss_surface(model, data.X_val, data.y_val, start, d1, d2, grid, grid)
     assert Z.shape == (3, 3)
     assert Z[1, 1] == model.loss(data.X_val, data.y_val, start)
     corner = [c + 1.0 * u - 1.0 * v for c, u, v in zip(start, d1, d2)]  # alpha = +1, beta = -1
@@ -51,8 +49,8 @@ def test_interpolation_and_surface_pass_through_their_anchor_points(data):
 def test_perturbation_rise_is_zero_at_scale_zero_and_positive_at_a_trained_minimum(data):
     model = digits.MLP(seed=0)
     digits.train(model, data, lambda p: optimkit.SGD(p, lr=0.05, momentum=0.9), epochs=5, batch_size=32)
-    assert G.perturbation_rise(model, data.X_train, data.y_train, scale=0.0) == 0.0
-    assert G.perturbation_rise(model, data.X_train, data.y_train, scale=0.5) > 0.0
+    assert ch09.perturbation_rise(model, data.X_train, data.y_train, scale=0.0) == 0.0
+    assert ch09.perturbation_rise(model, data.X_train, data.y_train, scale=0.5) > 0.0
 
 
 def test_random_symmetric_2x2_is_positive_definite_with_the_closed_form_probability():
@@ -64,51 +62,47 @@ def test_random_symmetric_2x2_is_positive_definite_with_the_closed_form_probabil
     assert p == pytest.approx((1 - 1 / math.sqrt(2)) / 2, abs=0.003)
 
 
-# -- saddle ----------------------------------------------------------------------------------------------
-
 @pytest.mark.parametrize("seed", [0, 1, 2])
 def test_vectorised_escape_matches_the_library_runner_noise_for_noise(seed):
     land = L.saddle()
     t = L.run(land, lambda p: optimkit.SGD(p, lr=0.1), steps=400, grad_noise=1e-6, seed=seed)
-    assert G.escape_steps(0.1, 1e-6, runs=1, seed=seed)[0] == G.escape_step(t)
+    assert ch09.escape_steps(0.1, 1e-6, runs=1, seed=seed)[0] == ch09.escape_step(t)
 
 
 def test_without_noise_gradient_descent_never_leaves_the_stable_manifold():
-    assert np.all(G.escape_steps(0.1, 0.0, runs=4, max_steps=3000) == -1)
+    assert np.all(ch09.escape_steps(0.1, 0.0, runs=4, max_steps=3000) == -1)
     t = L.run(L.saddle(), lambda p: optimkit.SGD(p, lr=0.1), steps=1000)
-    assert np.all(t.points[:, 1] == 0.0) and G.escape_step(t) is None
-    assert G.predicted_escape_step(0.1, 0.0) == math.inf
+    assert np.all(t.points[:, 1] == 0.0) and ch09.escape_step(t) is None
+    assert ch09.predicted_escape_step(0.1, 0.0) == math.inf
 
 
 @pytest.mark.parametrize("lr", [0.05, 0.1, 0.2])
 @pytest.mark.parametrize("sigma", [1e-12, 1e-6, 1e-3])
 def test_predicted_median_escape_step_is_within_four_steps_of_simulation(lr, sigma):
-    k = G.escape_steps(lr, sigma, runs=64, seed=1)
+    k = ch09.escape_steps(lr, sigma, runs=64, seed=1)
     assert np.all(k > 0)
-    assert abs(np.median(k) - G.predicted_escape_step(lr, sigma)) < 4
+    assert abs(np.median(k) - ch09.predicted_escape_step(lr, sigma)) < 4
 
 
 def test_escape_time_grows_like_log_one_over_sigma():
     lr = 0.1
-    gap = np.median(G.escape_steps(lr, 1e-9, runs=256, seed=2)) - np.median(G.escape_steps(lr, 1e-6, runs=256, seed=3))
+    gap = np.median(ch09.escape_steps(lr, 1e-9, runs=256, seed=2)) - np.median(ch09.escape_steps(lr, 1e-6, runs=256, seed=3))
     assert gap == pytest.approx(math.log(1000) / math.log(1 + 2 * lr), abs=2.0)
 
 
 def test_saddle_figure_has_one_frame_per_setting_and_they_differ():
-    sf = G.saddle_figure(lrs=(0.1, 0.2), sigmas=(0.0, 1e-6), steps=200)
+    sf = ch09.saddle_figure(lrs=(0.1, 0.2), sigmas=(0.0, 1e-6), steps=200)
     assert sf.frame_count() == 4
     frames = {sf.frame(noise=s, lr=lr) for s in (0.0, 1e-6) for lr in (0.1, 0.2)}
     assert len(frames) == 4
-    assert "stays there" in sf._alt({"noise": 0.0, "lr": 0.1})
-    assert "passes 1 at step" in sf._alt({"noise": 1e-6, "lr": 0.1})
+    assert "stays there" in sf.alt_text({"noise": 0.0, "lr": 0.1})
+    assert "passes 1 at step" in sf.alt_text({"noise": 1e-6, "lr": 0.1})
 
-
-# -- sharp and flat ---------------------------------------------------------------------------------------
 
 def test_vectorised_gradient_descent_equals_the_library_runner():
     sf = L.sharp_flat_1d()
     lrs, starts = [0.01, 0.3], [-1.2, 0.5, 3.0]
-    final, *_ = G.gd_1d_grid(sf, lrs, starts, steps=500, tail=10)
+    final, *_ = ch09.gd_1d_grid(sf, lrs, starts, steps=500, tail=10)
     for i, lr in enumerate(lrs):
         for j, x0 in enumerate(starts):
             t = L.run(sf, lambda p, lr=lr: optimkit.SGD(p, lr=lr), start=x0, steps=500)
@@ -120,7 +114,7 @@ def test_the_stability_threshold_decides_where_gradient_descent_ends():
     sharp_limit, flat_limit = (2 / c for c in sf.curvatures)
     lrs = [0.95 * sharp_limit, 1.05 * sharp_limit, 0.3, 0.95 * flat_limit, 1.05 * flat_limit]
     starts = [-1.2, -0.9, 2.5]
-    outcome = G.classify_1d(sf, *G.gd_1d_grid(sf, lrs, starts, steps=3000))
+    outcome = ch09.classify_1d(sf, *ch09.gd_1d_grid(sf, lrs, starts, steps=3000))
     assert list(outcome[0]) == [0, 0, 2]     # below 2/curvature: each basin keeps its runs
     assert list(outcome[1][:2]) == [1, 1]   # just above: bouncing inside the sharp well
     assert list(outcome[2]) == [2, 2, 2]     # large lr: the flat minimum from everywhere
@@ -130,19 +124,14 @@ def test_the_stability_threshold_decides_where_gradient_descent_ends():
 
 def test_slow_sliding_runs_are_classified_elsewhere_not_bouncing():
     sf = L.sharp_flat_1d()
-    outcome = G.classify_1d(sf, *G.gd_1d_grid(sf, [0.004], [-3.0, 4.9], steps=100))
+    outcome = ch09.classify_1d(sf, *ch09.gd_1d_grid(sf, [0.004], [-3.0, 4.9], steps=100))
     assert list(outcome[0]) == [4, 4]
 
 
 def test_sharp_flat_figure_frames_and_alt_text():
     sf = L.sharp_flat_1d()
-    fig = G.sharp_flat_figure(sf, lrs=[0.01, 0.1], starts=[-1.3, 0.5], steps=100)
+    fig = ch09.sharp_flat_figure(sf, lrs=[0.01, 0.1], starts=[-1.3, 0.5], steps=100)
     assert fig.frame_count() == 4
     assert fig.frame(lr=0.01, start=-1.3) != fig.frame(lr=0.1, start=-1.3)
-    assert "settled in the sharp minimum" in fig._alt({"lr": 0.01, "start": -1.3})
-    assert "settled in the flat minimum" in fig._alt({"lr": 0.1, "start": -1.3})
-
-
-def test_html_table_escapes_its_cells():
-    html = G.html_table(["a<b"], [["x & y"]]).data
-    assert "a&lt;b" in html and "x &amp; y" in html and html.count("<tr>") == 2
+    assert "settled in the sharp minimum" in fig.alt_text({"lr": 0.01, "start": -1.3})
+    assert "settled in the flat minimum" in fig.alt_text({"lr": 0.1, "start": -1.3})

@@ -8,8 +8,8 @@ import pytest
 
 import optimkit
 from optimkit import landscapes
-from optimkit.interactive import SliderFigure
-from optimkit.plots import race, trajectory_figure
+from descent.drawing import race, trajectory_figure
+from descent.sliders import SliderFigure
 from ipywidgets.widgets.widget_link import Link
 
 
@@ -76,7 +76,7 @@ def test_trajectory_figure_blits_identically_to_a_full_render():
     full = np.asarray(sf.fig.canvas.buffer_rgba())[..., :3].astype(float)
     assert blitted.shape == full.shape
     assert np.mean(np.abs(blitted - full)) < 0.5  # same picture up to antialiasing at edges
-    assert "SGD at (" in sf._alt({"step": 20}) and "after 20 steps" in sf._alt({"step": 20})
+    assert "SGD at (" in sf.alt_text({"step": 20}) and "after 20 steps" in sf.alt_text({"step": 20})
 
 
 def test_bad_arguments_are_named():

@@ -1,9 +1,12 @@
-r"""Figures and helpers for the chapter on gradient clipping.
+"""Chapter 10 (book/10-clipping.md): gradient clipping, figures and helpers.
 
 * :class:`Clipped` -- wraps any optimkit optimizer so every step clips its gradients first
   (with :func:`optimkit.clip_grad_norm` or :func:`optimkit.clip_grad_value`) and records the
   norms; it drops into :func:`optimkit.landscapes.run` and :func:`optimkit.digits.train`.
-* :func:`cliff_figure` -- the slider figure over ``max_norm``.
+* :func:`cliff_runs`, :func:`cliff_figure` -- SGD and Adam on :func:`optimkit.landscapes.cliff`,
+  the slider figure over ``max_norm``.
+
+optax's rule and the global norm are optimkit's (:mod:`optimkit.clipping`).
 """
 
 from __future__ import annotations
@@ -14,14 +17,12 @@ from typing import Sequence
 import matplotlib.pyplot as plt
 import numpy as np
 
-from ..clipping import clip_grad_norm, clip_grad_value, global_norm
-from ..interactive import SliderFigure
-from ..landscapes import Landscape, run
-from ..optim import SGD, Adam, Wrapper
-from .landscape import COLORS, draw_contours
+from optimkit.clipping import clip_grad_norm, clip_grad_value, global_norm
+from optimkit.landscapes import Landscape, run
+from optimkit.optim import Adam, SGD, Wrapper
 
-__all__ = ["Clipped", "angle_deg",
-           "clip_vectors_figure", "cliff_runs", "cliff_figure", "norm_histogram_figure"]
+from .drawing import COLORS, draw_contours
+from .sliders import SliderFigure
 
 
 class Clipped(Wrapper):

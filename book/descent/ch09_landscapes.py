@@ -1,4 +1,4 @@
-r"""Chapter 9: what loss landscapes look like, and how the optimizer moves through them.
+"""Chapter 9 (book/09-landscapes.md): what loss landscapes look like, and how the optimizer moves.
 
 Measurements on the digits MLP (1-D interpolation, 2-D slices along filter-normalised random
 directions, flatness under random perturbations), saddle-escape statistics, gradient descent on
@@ -7,46 +7,19 @@ the 1-D sharp/flat function, and the chapter's figures (two of them slider figur
 
 from __future__ import annotations
 
-import html
 import math
 
 import matplotlib.pyplot as plt
 import numpy as np
 from matplotlib.colors import ListedColormap, LogNorm
 
-from .. import validate
-from ..interactive import SliderFigure
-from ..landscapes import Landscape1D, run, saddle
-from ..optim import SGD
-from .landscape import COLORS, draw_contours
+from optimkit import validate
+from optimkit.landscapes import Landscape1D, run, saddle
+from optimkit.optim import SGD
 
-__all__ = [
-    "html_table", "interpolate", "interpolation_losses", "filter_normalized_direction", "loss_surface",
-    "perturbation_rise", "escape_step", "escape_steps", "predicted_escape_step",
-    "gd_1d_grid", "classify_1d", "OUTCOMES",
-    "interpolation_figure", "surface_figure", "saddle_figure", "basin_map_figure",
-    "sharp_flat_figure",
-]
+from .drawing import COLORS, draw_contours
+from .sliders import SliderFigure
 
-
-def html_table(headers, rows, caption: str | None = None):
-    """A small HTML table for a notebook output (the site styles it like its other tables).
-
-    Cells are escaped text; numbers should already be formatted.
-    """
-    from IPython.display import HTML
-
-    head = "".join(f"<th>{html.escape(str(h))}</th>" for h in headers)
-    body = "".join("<tr>" + "".join(f"<td>{html.escape(str(c))}</td>" for c in row) + "</tr>"
-                   for row in rows)
-    cap = f"<caption>{html.escape(caption)}</caption>" if caption else ""
-    return HTML(f'<table class="table descent-table">{cap}<thead><tr>{head}</tr></thead>'
-                f"<tbody>{body}</tbody></table>")
-
-
-# ---------------------------------------------------------------------------
-# Slices through a network's loss
-# ---------------------------------------------------------------------------
 
 def interpolate(a, b, alpha: float) -> list[np.ndarray]:
     r"""The point :math:`(1-\alpha)\,a + \alpha\, b` between two lists of arrays."""
@@ -99,10 +72,6 @@ def perturbation_rise(model, X, y, scale: float = 0.5, directions: int = 8, seed
              for _ in range(directions)]
     return float(np.mean(rises))
 
-
-# ---------------------------------------------------------------------------
-# Saddle escape
-# ---------------------------------------------------------------------------
 
 def escape_step(trajectory, radius: float = 1.0) -> int | None:
     """First step k at which ``|y_k| > radius``, or None if the run never leaves."""
@@ -164,10 +133,6 @@ def predicted_escape_step(lr: float, sigma: float, radius: float = 1.0, quantile
     return math.log(radius * math.sqrt(r * r - 1.0) / (lr * sigma * quantile_z)) / math.log(r)
 
 
-# ---------------------------------------------------------------------------
-# Gradient descent on the 1-D sharp/flat function
-# ---------------------------------------------------------------------------
-
 OUTCOMES = ("settled in the sharp minimum", "bouncing in the sharp well",
             "settled in the flat minimum", "bouncing in the flat well", "elsewhere (diverged or still sliding)")
 
@@ -220,10 +185,6 @@ def classify_1d(landscape: Landscape1D, final, spread, mean, turns, settle_tol: 
     out[bouncing & (mean >= barrier)] = 3
     return out
 
-
-# ---------------------------------------------------------------------------
-# Figures
-# ---------------------------------------------------------------------------
 
 def interpolation_figure(alphas, train, val):
     """Static: training and validation loss along the straight line from init to trained."""

@@ -1,4 +1,4 @@
-r"""Chapter 12: figures for the optimizers of :mod:`optimkit.beyond`.
+r"""Chapter 12 (book/12-beyond.md): figures for the optimizers of :mod:`optimkit.beyond`.
 
 ``beyond_race`` runs Adam, Lookahead, LAMB, SAM and L-BFGS on one landscape (the closure-based
 ones through :func:`optimkit.beyond.run_closure`) and counts gradient evaluations;
@@ -11,12 +11,11 @@ from __future__ import annotations
 import matplotlib.pyplot as plt
 import numpy as np
 
-from .. import beyond, optim, schedules
-from ..interactive import SliderFigure
-from ..landscapes import Landscape1D, run
-from .landscape import COLORS
+from optimkit import beyond, optim, schedules
+from optimkit.landscapes import Landscape1D, run
 
-__all__ = ["BEYOND_ENTRANTS", "beyond_race", "sam_objective", "sam_figure"]
+from .drawing import COLORS
+from .sliders import SliderFigure
 
 
 def _adam(lr):

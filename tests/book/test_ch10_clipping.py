@@ -1,4 +1,4 @@
-"""optimkit.plots.clipping: the clipping wrapper and the measurements behind chapter 10, checked
+"""descent.ch10_clipping: the clipping wrapper and the measurements behind chapter 10, checked
 against closed forms and optimkit's torch-checked clipping (the cliff itself: tests/core)."""
 
 import math
@@ -8,8 +8,8 @@ import pytest
 
 import optimkit
 from optimkit import digits, landscapes
-from optimkit.interactive import SliderFigure
-from optimkit.plots import clipping as C
+from descent.sliders import SliderFigure
+from descent import ch10_clipping as ch10
 
 
 @pytest.fixture(scope="module")
@@ -26,7 +26,7 @@ def test_plain_sgd_is_thrown_off_the_cliff(cliff):
 
 def test_clipped_wrapper_clips_a_copy_and_records_norms():
     p = [np.zeros(2)]
-    opt = C.Clipped(optimkit.SGD(p, lr=0.5), max_norm=1.0)
+    opt = ch10.Clipped(optimkit.SGD(p, lr=0.5), max_norm=1.0)
     g = [np.array([3.0, 4.0])]
     opt.step(g)
     np.testing.assert_array_equal(g[0], [3.0, 4.0])                     # the caller's array is untouched
@@ -34,15 +34,15 @@ def test_clipped_wrapper_clips_a_copy_and_records_norms():
     assert opt.norms == [5.0]
     opt.lr = 0.1
     assert opt.optimizer.lr == 0.1 and opt.lr == 0.1
-    by_value = C.Clipped(optimkit.SGD([q := np.zeros(2)], lr=1.0), clip_value=1.0)
+    by_value = ch10.Clipped(optimkit.SGD([q := np.zeros(2)], lr=1.0), clip_value=1.0)
     by_value.step([np.array([3.0, -0.5])])
     np.testing.assert_array_equal(q, [-1.0, 0.5])
-    off = C.Clipped(optimkit.SGD([r := np.zeros(2)], lr=1.0), max_norm=math.inf)
+    off = ch10.Clipped(optimkit.SGD([r := np.zeros(2)], lr=1.0), max_norm=math.inf)
     off.step([np.array([30.0, 40.0])])
     np.testing.assert_array_equal(r, [-30.0, -40.0])
     assert off.norms == [50.0]
     with pytest.raises(ValueError, match="not both"):
-        C.Clipped(optimkit.SGD([np.zeros(1)]), max_norm=1.0, clip_value=1.0)
+        ch10.Clipped(optimkit.SGD([np.zeros(1)]), max_norm=1.0, clip_value=1.0)
 
 
 def test_optax_rule_against_torchs():
@@ -52,7 +52,7 @@ def test_optax_rule_against_torchs():
     big = [np.array([3.0]), np.array([[4.0, 0.0]])]
     above = optimkit.clipping.clip_by_global_norm(big, 2.0)
     assert optimkit.clipping.global_norm(above) == pytest.approx(2.0, rel=1e-15)
-    assert C.angle_deg(big, above) < 1e-6
+    assert ch10.angle_deg(big, above) < 1e-6
     assert big[0][0] == 3.0                                            # inputs are not modified
     # the 1e-6 only matters for tiny thresholds: torch keeps 2/3 of the norm here, optax all
     tiny = [np.array([0.6, 0.8]) * 2e-6]
@@ -63,22 +63,22 @@ def test_optax_rule_against_torchs():
 
 
 def test_angle_deg():
-    assert C.angle_deg(np.array([1.0, 0.0]), np.array([0.0, 2.0])) == pytest.approx(90.0)
+    assert ch10.angle_deg(np.array([1.0, 0.0]), np.array([0.0, 2.0])) == pytest.approx(90.0)
     two = [np.array([2.0]), np.array([2.0])]
-    assert C.angle_deg([np.array([1.0]), np.array([1.0])], two) == pytest.approx(0.0, abs=1e-12)
-    tiny = C.angle_deg(np.array([1.0, 1e-9]), np.array([1.0, 0.0]))
+    assert ch10.angle_deg([np.array([1.0]), np.array([1.0])], two) == pytest.approx(0.0, abs=1e-12)
+    tiny = ch10.angle_deg(np.array([1.0, 1e-9]), np.array([1.0, 0.0]))
     assert tiny == pytest.approx(math.degrees(1e-9), rel=1e-6)      # acos would return 0 here
-    assert C.angle_deg(np.array([1.0, 0.0]), np.array([-1.0, 0.0])) == pytest.approx(180.0)
+    assert ch10.angle_deg(np.array([1.0, 0.0]), np.array([-1.0, 0.0])) == pytest.approx(180.0)
     g = np.array([3.0, 0.8])
     clipped = [g.copy()]
     optimkit.clip_grad_value(clipped, 1.0)
     expected = math.degrees(math.atan(0.8) - math.atan(0.8 / 3))
-    assert C.angle_deg(g, clipped[0]) == pytest.approx(expected, rel=1e-12)
+    assert ch10.angle_deg(g, clipped[0]) == pytest.approx(expected, rel=1e-12)
 
 
 def test_cliff_runs_obey_the_step_caps(cliff):
     norms = [math.inf, 4.0, 1.0]
-    runs = C.cliff_runs(cliff, norms, steps=40)
+    runs = ch10.cliff_runs(cliff, norms, steps=40)
     longest = {key: np.linalg.norm(np.diff(t.points, axis=0), axis=1).max() for key, t in runs.items()}
     assert longest["SGD", 4.0] <= 0.3 * 4.0 + 1e-12 and longest["SGD", 1.0] <= 0.3 + 1e-12
     assert longest["SGD", math.inf] > 0.3 * 4.0
@@ -88,21 +88,21 @@ def test_cliff_runs_obey_the_step_caps(cliff):
 
 def test_cliff_figure_frames_and_alt(cliff):
     norms = [math.inf, 1.0]
-    sf = C.cliff_figure(cliff, C.cliff_runs(cliff, norms, steps=10), norms, [0, 5, 10])
+    sf = ch10.cliff_figure(cliff, ch10.cliff_runs(cliff, norms, steps=10), norms, [0, 5, 10])
     assert isinstance(sf, SliderFigure) and sf.frame_count() == 6
     assert sf.initial == {"max_norm": math.inf, "step": 10}
-    alt = sf._alt({"max_norm": math.inf, "step": 5})
+    alt = sf.alt_text({"max_norm": math.inf, "step": 5})
     assert "clipping off" in alt and "SGD at (" in alt and "Adam at (" in alt
-    assert "max_norm 1" in sf._alt({"max_norm": 1.0, "step": 5})
+    assert "max_norm 1" in sf.alt_text({"max_norm": 1.0, "step": 5})
     assert sf.frame(max_norm=math.inf, step=10) != sf.frame(max_norm=1.0, step=10)
 
 
 def test_static_figures_render():
-    fig = C.clip_vectors_figure([3.0, 0.8], 1.0)
+    fig = ch10.clip_vectors_figure([3.0, 0.8], 1.0)
     labels = [t.get_text() for t in fig.axes[0].get_legend().get_texts()]
     assert labels[0] == "raw gradient (3.00, 0.80)" and "23.7° off" in labels[1] and "0.0° off" in labels[2]
     norms = np.array([0.1, 0.5, 2.0, 3.0])
-    fig = C.norm_histogram_figure(norms, [1.0])
+    fig = ch10.norm_histogram_figure(norms, [1.0])
     assert "clips 50% of steps" in fig.axes[0].get_legend().get_texts()[0].get_text()
 
 
@@ -112,7 +112,7 @@ def test_clipping_lets_a_too_large_sgd_rate_train():
     def run(max_norm):
         model = digits.MLP((64, 64, 64, 64, 10), seed=0, activation="relu")
         with np.errstate(over="ignore", invalid="ignore"):
-            return digits.train(model, data, lambda p: C.Clipped(optimkit.SGD(p, lr=3.0), max_norm=max_norm),
+            return digits.train(model, data, lambda p: ch10.Clipped(optimkit.SGD(p, lr=3.0), max_norm=max_norm),
                                 epochs=3, batch_size=64, seed=0)
 
     assert run(math.inf).diverged
