@@ -8,9 +8,15 @@ Two faces over one set of update rules:
   names, defaults and semantics, updating NumPy arrays in place.
 
 Also: :mod:`optimkit.schedules` (learning-rate schedules equal to torch's),
-:func:`clip_grad_norm` / :func:`clip_grad_value`, :mod:`optimkit.landscapes`
-(2-D test functions and a trajectory runner) and :mod:`optimkit.digits`
-(a NumPy MLP on scikit-learn's bundled digits).
+:func:`clip_grad_norm` / :func:`clip_grad_value` (and :mod:`optimkit.clipping`'s
+``global_norm`` and optax's ``clip_by_global_norm``), :mod:`optimkit.landscapes`
+(2-D test functions and a trajectory runner), :mod:`optimkit.beyond` (Lookahead, LAMB,
+SAM, L-BFGS), :mod:`optimkit.validate` (the argument checks) and :mod:`optimkit.digits`
+(a NumPy MLP on scikit-learn's bundled digits; the data needs the optional extra
+``optimkit[digits]``).
+
+optimkit imports NumPy only and draws nothing; the book's figures are in the package
+``descent`` (``book/descent``).
 """
 
 from . import landscapes, rules, schedules

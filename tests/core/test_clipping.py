@@ -17,6 +17,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
+from optimkit import clipping
 from optimkit.clipping import NonFiniteNormError, clip_grad_norm, clip_grad_value
 
 RTOL = 1e-12
@@ -238,3 +239,27 @@ def test_an_infinite_max_norm_only_measures_like_torch():
     for g, b, p in zip(grads, before, params):
         np.testing.assert_array_equal(g, b)
         np.testing.assert_array_equal(g, p.grad.numpy())
+
+
+# --- the global 2-norm and optax's rule (optimkit.clipping.global_norm, clip_by_global_norm) ---
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_global_norm_is_torchs_total_two_norm(seed):
+    grads = random_grads(seed)
+    expected = float(torch.linalg.vector_norm(torch.cat([torch.from_numpy(g).reshape(-1) for g in grads])))
+    assert clipping.global_norm(grads) == pytest.approx(expected, rel=RTOL)
+    assert clipping.global_norm([]) == 0.0
+
+
+@pytest.mark.parametrize("where", ["below", "at", "above"])
+def test_clip_by_global_norm_is_optaxs_rule(where):
+    grads = random_grads(3)
+    norm = clipping.global_norm(grads)
+    c = {"below": 2 * norm, "at": norm, "above": norm / 3}[where]
+    before = [g.copy() for g in grads]
+    out = clipping.clip_by_global_norm(grads, c)
+    for g, b, o in zip(grads, before, out):
+        np.testing.assert_array_equal(g, b)                     # new arrays; the inputs stay
+        assert o is not g
+        expected = b if where == "below" else b / norm * c    # no 1e-6, unlike torch
+        np.testing.assert_array_equal(o, expected)

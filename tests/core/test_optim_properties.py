@@ -228,3 +228,30 @@ def test_pure_update_rejects_state_for_other_settings():
         rules.adam_update([np.ones(2)], rules.adam_init(params), params, amsgrad=True)
     with pytest.raises(ValueError, match="centered"):
         rules.rmsprop_update([np.ones(2)], rules.rmsprop_init(params), params, centered=True)
+
+
+# --- the arithmetic every kernel shares (rules.update_moment, bias_correction, radam_rectifier) ---
+
+@pytest.mark.parametrize("order", [1, 2])
+def test_update_moment_is_the_written_out_moving_average_bit_for_bit(order):
+    rng = np.random.default_rng(order)
+    moment, g, decay = rng.normal(size=7), rng.normal(size=7), 0.9
+    expected = moment * decay + ((1 - decay) * g if order == 1 else (1 - decay) * g * g)
+    out = rules.update_moment(moment, g, decay, order=order)
+    assert out is moment                                   # in place, like the kernels' buffers
+    np.testing.assert_array_equal(moment, expected)
+
+
+def test_bias_correction_undoes_the_zero_start_of_a_moving_average():
+    m = np.zeros(1)
+    for t in range(1, 50):
+        rules.update_moment(m, np.ones(1), 0.9)
+        assert m[0] / rules.bias_correction(0.9, t) == pytest.approx(1.0, rel=1e-14)
+
+
+def test_radam_rectifier_is_none_until_rho_exceeds_five_then_rises_to_one():
+    values = [rules.radam_rectifier(t, 0.999) for t in range(1, 20_000)]
+    first = next(t for t, r in enumerate(values, start=1) if r is not None)
+    assert all(r is None for r in values[:first - 1]) and rules.radam_rho(first - 1, 0.999)[0] <= 5
+    tail = values[first - 1:]
+    assert all(0 < a < b < 1 for a, b in zip(tail, tail[1:]))
