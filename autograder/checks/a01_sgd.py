@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+from optimkit import digits, rules
 
 from .core import Problem, Variant, random_shape
 
@@ -12,8 +13,6 @@ CHAPTER = "Chapter 2 (Gradient descent and SGD)"
 # --- sgd_step(theta, grad, lr) -> new theta -------------------------------------------------
 
 def _sgd_reference(theta, grad, lr):
-    from optimkit import rules  # references import optimkit lazily: the sandbox never loads it
-
     (new,), _ = rules.sgd_update([grad], rules.sgd_init([theta]), [theta], lr=lr)
     return new
 
@@ -45,8 +44,6 @@ def sgd_step(theta, grad, lr):
 # --- minibatch_indices(n, batch_size, seed) -> list of index arrays ---------------------------
 
 def _minibatch_reference(n, batch_size, seed):
-    from optimkit import digits
-
     return list(digits.minibatches(n, batch_size, np.random.default_rng(seed)))
 
 

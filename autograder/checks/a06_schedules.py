@@ -15,6 +15,7 @@ margin for that, and every known mistake moves some value by 1e-4 relative or mo
 from __future__ import annotations
 
 import numpy as np
+from optimkit import schedules
 
 from .core import Problem, Variant
 
@@ -42,8 +43,6 @@ def _steps(rng, *anchors, upto: int, extra: int = 4) -> list[int]:
 # --- step_decay_lr(step, lr, step_size, gamma) -> float --------------------------------------
 
 def _step_decay_reference(step, lr, step_size, gamma):
-    from optimkit import schedules  # lazily: the sandbox never loads optimkit
-
     return schedules.step_decay(lr, step_size, gamma)(step)
 
 
@@ -80,8 +79,6 @@ def step_decay_lr(step, lr, step_size, gamma):
 # --- cosine_lr(step, lr, total_steps, lr_min) -> float ---------------------------------------
 
 def _cosine_reference(step, lr, total_steps, lr_min):
-    from optimkit import schedules  # lazily: the sandbox never loads optimkit
-
     return schedules.cosine(lr, total_steps, lr_min)(step)
 
 
@@ -126,8 +123,6 @@ def cosine_lr(step, lr, total_steps, lr_min):
 # --- warmup_cosine_lr(step, peak_lr, warmup_steps, total_steps, lr_min) -> float --------------
 
 def _warmup_cosine_reference(step, peak_lr, warmup_steps, total_steps, lr_min):
-    from optimkit import schedules  # lazily: the sandbox never loads optimkit
-
     return schedules.warmup_cosine(peak_lr, warmup_steps, total_steps, lr_min)(step)
 
 
@@ -183,8 +178,6 @@ def warmup_cosine_lr(step, peak_lr, warmup_steps, total_steps, lr_min):
 # --- restart_lr(step, lr, period, period_mult, lr_min) -> float -------------------------------
 
 def _restart_reference(step, lr, period, period_mult, lr_min):
-    from optimkit import schedules  # lazily: the sandbox never loads optimkit
-
     return schedules.cosine_warm_restarts(lr, period, period_mult, lr_min)(step)
 
 
@@ -232,8 +225,6 @@ def restart_lr(step, lr, period, period_mult, lr_min):
 # --- plateau_lrs(metrics, lr, factor, patience, threshold, cooldown) -> array -----------------
 
 def _plateau_reference(metrics, lr, factor, patience, threshold, cooldown):
-    from optimkit import schedules  # lazily: the sandbox never loads optimkit
-
     sched = schedules.ReduceLROnPlateau(lr, mode="min", factor=factor, patience=patience,
                                         threshold=threshold, threshold_mode="rel", cooldown=cooldown)
     return np.array([sched.step(float(m)) for m in metrics], dtype=np.float64)

@@ -108,7 +108,7 @@ def grader(tmp_path_factory):
         for assignment in ASSIGNMENTS:  # registers notebooks and test cells in the gradebook
             assert api.generate_assignment(assignment, force=True, create=True)["success"]
 
-        def grade(assignment: str, student: str, submission: dict[str, object]):
+        def autograde(assignment: str, student: str, submission: dict[str, object]):
             folder = tmp / "submitted" / student / assignment
             folder.mkdir(parents=True, exist_ok=True)
             for name, nb in submission.items():
@@ -124,7 +124,7 @@ def grader(tmp_path_factory):
             html = "".join(p.read_text() for p in (tmp / "feedback" / student / assignment).glob("*.html"))
             return scores, total, max_total, html
 
-        yield grade
+        yield autograde
 
 
 @pytest.mark.parametrize("assignment", ASSIGNMENTS)
