@@ -71,12 +71,7 @@ def _copy(arrays) -> list:
 
 
 def decay_or_couple(p, g, lr, weight_decay, decoupled):
-    r"""Apply weight decay: shrink ``p`` in place (decoupled) or return g + wd·p (L2).
-
-    .. math::
-        \theta \leftarrow (1-\eta\lambda)\,\theta \;\text{(decoupled)}, \qquad
-        g \leftarrow g + \lambda\theta \;\text{(coupled, L2)}
-    """
+    """Apply weight decay: shrink ``p`` in place (decoupled) or return g + wd·p (L2)."""
     if weight_decay == 0:
         return g
     if decoupled:
