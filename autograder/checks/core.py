@@ -98,7 +98,8 @@ class Variant:
 
 @dataclass
 class Problem:
-    """What a hidden check knows about one function the student writes."""
+    """What a hidden check knows about one function the student writes. Its points are not
+    here: they are its hidden test cell's, in solutions/ (``course.points``)."""
 
     name: str        # the function's name, and the id of its answer cell
     reference: Callable
