@@ -9,11 +9,15 @@ Every rule comes as a pair, the way optax writes them::
 ``params`` and ``grads`` are lists of NumPy arrays. ``*_update`` never modifies
 its arguments: it returns new parameters and a new state.
 
-Each rule's arithmetic lives in one per-array kernel (``sgd_kernel`` ...) that
-works in place on the arrays it is given. The pure functions run it on copies;
-the torch-style classes in :mod:`optimkit.optim` run it on their own buffers.
-So both faces compute the same numbers, bit for bit, and the book shows the
-kernels as the code the tests check.
+Each rule's arithmetic lives in one public per-array kernel (``sgd_kernel``,
+``adagrad_kernel``, ``rmsprop_kernel``, ``adam_kernel``, ``nadam_kernel``,
+``radam_kernel``) that works in place on the arrays it is given. The pure
+functions run it on copies; the torch-style classes in :mod:`optimkit.optim` run
+it on their own buffers. So both faces compute the same numbers, bit for bit, and
+the book shows the kernels as the code the tests check. What several kernels
+share is written once: :func:`decay_or_couple` (weight decay),
+:func:`update_moment` (a moving average of g or g²), :func:`bias_correction`
+and :func:`radam_rectifier`.
 
 Conventions follow ``torch.optim`` 2.13 (``_single_tensor_*`` paths): the step
 counter ``t`` starts at 1 on the first update, ``eps`` is added *outside* the

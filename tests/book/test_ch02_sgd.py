@@ -9,6 +9,7 @@ import pytest
 import optimkit
 from optimkit import landscapes
 from optimkit.digits import MLP, load_digits_split, train
+
 from descent import ch02_sgd as ch02
 
 

@@ -11,6 +11,7 @@ import pytest
 import optimkit
 from optimkit import landscapes
 from optimkit import schedules
+
 from descent import ch03_momentum as ch03
 from descent import variants
 

@@ -9,6 +9,7 @@ import pytest
 
 import optimkit
 from optimkit import landscapes
+
 from descent.sliders import SliderFigure
 from descent import ch04_adagrad_rmsprop as ch04
 from descent import ch05_adam as ch05

@@ -10,6 +10,7 @@ import pytest
 
 import optimkit
 from optimkit import digits, landscapes
+
 from descent.sliders import SliderFigure
 from descent import ch04_adagrad_rmsprop as ch04
 from descent import ch06_adamw as ch06

@@ -10,6 +10,7 @@ from torch.optim import lr_scheduler as tls
 import optimkit
 from optimkit import digits, landscapes
 from optimkit import schedules as S
+
 from descent.sliders import SliderFigure
 from descent import ch07_schedules as ch07
 

@@ -9,6 +9,7 @@ import pytest
 import optimkit
 from optimkit import digits, rules
 from optimkit import schedules as S
+
 from descent import ch08_warmup as ch08
 
 

@@ -9,6 +9,7 @@ import pytest
 import optimkit
 from optimkit import digits
 from optimkit import landscapes as L
+
 from descent import ch09_landscapes as ch09
 
 

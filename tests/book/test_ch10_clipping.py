@@ -8,6 +8,7 @@ import pytest
 
 import optimkit
 from optimkit import digits, landscapes
+
 from descent.sliders import SliderFigure
 from descent import ch10_clipping as ch10
 

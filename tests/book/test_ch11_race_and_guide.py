@@ -9,6 +9,7 @@ import pytest
 
 import optimkit
 from optimkit import digits, landscapes
+
 from descent import ch11_race_and_guide as ch11
 
 

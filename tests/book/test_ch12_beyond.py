@@ -5,6 +5,7 @@ import numpy as np
 
 from optimkit import landscapes as L
 from optimkit import schedules
+
 from descent import ch12_beyond as ch12
 
 

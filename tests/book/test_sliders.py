@@ -8,6 +8,7 @@ import pytest
 
 import optimkit
 from optimkit import landscapes
+
 from descent.drawing import race, trajectory_figure
 from descent.sliders import SliderFigure
 from ipywidgets.widgets.widget_link import Link
