@@ -194,6 +194,11 @@ class SliderFigure:
     def frame_count(self) -> int:
         return len(list(itertools.product(*self.sliders.values())))
 
+    def frames(self) -> dict[tuple, str]:
+        """Every frame's ``<img>`` tag, keyed by its slider values (in the sliders' order)."""
+        return {combo: self.frame(**dict(zip(self.sliders, combo)))
+                for combo in itertools.product(*self.sliders.values())}
+
 
 def _fmt(value) -> str:
     if isinstance(value, float):

@@ -1,18 +1,11 @@
 """descent.ch01_introduction: gradient descent on a parabola, checked against its closed form."""
 
-import itertools
 
 import matplotlib.pyplot as plt
 import numpy as np
 import pytest
 
 from descent import ch01_introduction as ch01
-
-
-def frames_of(sf):
-    """Every frame's <img> tag, keyed by its slider values."""
-    return {combo: sf.frame(**dict(zip(sf.sliders, combo)))
-            for combo in itertools.product(*sf.sliders.values())}
 
 
 @pytest.mark.parametrize("lr", [0.05, 0.3, 0.42, 0.44, 0.6])
@@ -32,7 +25,7 @@ def test_gd_1d_figure_has_one_frame_per_lr_and_describes_each():
     grad = lambda t: float(np.mean(x * (t * x - y)))  # noqa: E731
     lam = float(np.mean(x * x))
     sf = ch01.gd_1d_figure(loss, grad, [0.1, 0.44], start=0.0, minimizer=29 / 14, curvature=lam)
-    frames = frames_of(sf)
+    frames = sf.frames()
     assert len(frames) == 2 and len(set(frames.values())) == 2
     assert "move away from the minimum" in sf.alt_text({"lr": 0.44})      # 0.44 > 2/λ = 0.4286
     assert "approach the minimum" in sf.alt_text({"lr": 0.1})

@@ -18,12 +18,6 @@ def data():
     return load_digits_split()
 
 
-def frames_of(sf):
-    """Every frame's <img> tag, keyed by its slider values."""
-    return {combo: sf.frame(**dict(zip(sf.sliders, combo)))
-            for combo in itertools.product(*sf.sliders.values())}
-
-
 @pytest.mark.parametrize("kappa", [1.0, 7.5, 20.0, 100.0])
 def test_critical_lr_is_two_over_the_largest_curvature(kappa):
     land = landscapes.ravine(kappa)
@@ -55,7 +49,7 @@ def test_gd_on_the_ravine_follows_the_factors_exactly_and_stalls_on_the_edge():
 def test_lr_knife_edge_figure_frames_and_verdicts():
     sf = ch02.lr_knife_edge_figure(landscapes.ravine(), [0.45, 0.5, 0.55], steps=30)
     assert sf.frame_count() == 3
-    frames = frames_of(sf)
+    frames = sf.frames()
     assert len(set(frames.values())) == 3
     assert "so the run converges" in sf.alt_text({"lr": 0.45})
     assert "neither converges nor diverges" in sf.alt_text({"lr": 0.5})
@@ -144,7 +138,7 @@ def test_minibatch_cloud_full_batch_is_exactly_the_gradient(data):
     sf = ch02.minibatch_cloud_figure(model, X, y, [1, 60], draws=20)
     assert sf.cosine[60] == pytest.approx(1.0, abs=1e-12) and sf.downhill[60] == 20
     assert sf.cosine[1] < sf.cosine[60]
-    frames = frames_of(sf)
+    frames = sf.frames()
     assert len(set(frames.values())) == 2 and 'alt="Scatter of 20 minibatch gradients' in frames[(60,)]
     plt.close(sf.fig)
 

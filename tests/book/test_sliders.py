@@ -90,3 +90,14 @@ def test_bad_arguments_are_named():
         SliderFigure(fig, lambda a: None, {"a": [1]}, alt="x", play="b")
     with pytest.raises(ValueError, match="mode must be 'live' or 'static'"):
         SliderFigure(fig, lambda a: None, {"a": [1]}, alt="x").widget("both")
+
+
+def test_frames_are_every_combination_of_slider_values():
+    fig, ax = plt.subplots()
+    (line,) = ax.plot([0, 1], [0, 0])
+    sf = SliderFigure(fig, lambda a, b: line.set_ydata([a, b]), {"a": [0, 1], "b": [0, 1, 2]},
+                      alt=lambda a, b: f"a={a} b={b}")
+    frames = sf.frames()
+    assert list(frames) == [(a, b) for a in (0, 1) for b in (0, 1, 2)] and len(frames) == sf.frame_count()
+    assert frames[(1, 2)] == sf.frame(a=1, b=2) and 'alt="a=1 b=2"' in frames[(1, 2)]
+    plt.close(fig)
