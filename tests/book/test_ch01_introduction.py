@@ -1,6 +1,5 @@
 """descent.ch01_introduction: gradient descent on a parabola, checked against its closed form."""
 
-
 import matplotlib.pyplot as plt
 import numpy as np
 import pytest

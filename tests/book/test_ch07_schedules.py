@@ -1,7 +1,6 @@
 """descent.ch07_schedules: the measurements behind chapter 7, checked against torch, closed
 forms and optimkit's torch-checked schedules."""
 
-
 import numpy as np
 import pytest
 import torch
