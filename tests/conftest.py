@@ -6,7 +6,7 @@ The tests are grouped by what they test, one folder a group and a marker of the 
     tests/book/      the book's machinery (book/descent): figures, sliders, the numbers in prose
     tests/grading/   checks, the exercise kit, the sandbox, the pipeline, PostgreSQL
     tests/browser/   Debian's chromium over the built site and a live JupyterLab
-    tests/setup/     a fresh clone running `make` and `make test`
+    tests/setup/     a fresh clone running `make` and `make test`; the layout ARCHITECTURE.md promises
 
 `pytest -m core` (or book, grading, browser, setup) runs one group. `make test-fast` runs
 `pytest -m "not slow and not browser"`: no site build, browser, PostgreSQL server or grading
