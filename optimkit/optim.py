@@ -10,8 +10,16 @@ written against these classes reads like the PyTorch students meet next::
         opt.step(grads)
     opt.lr = 1e-4                        # schedules write the learning rate here
 
-One parameter group (``opt.param_groups[0]``, torch's layout); per-array state in
-``opt.state[i]`` under torch's keys (``exp_avg``, ``exp_avg_sq``, ...).
+Parameter groups as in torch: ``SGD([{"params": [W], "weight_decay": 0.0}, {"params": [b]}],
+lr=0.1, weight_decay=1e-4)`` gives each group its own hyperparameters, the constructor's
+arguments being the defaults; ``opt.param_groups[k]["lr"]`` is read and written freely (values
+are checked when ``step`` uses them) and :meth:`Optimizer.add_param_group` adds a group later.
+NumPy arrays carry no ``.grad``, so ``step(grads)`` takes the gradients in the order of the
+parameters, group after group (``opt.params``), or one list per group. Per-array state lives
+in ``opt.state[i]`` (``i`` indexing ``opt.params``) under torch's keys (``exp_avg``, ...).
+
+``step(closure)`` takes the place of torch's: ``closure()`` returns ``(loss, grads)`` at the
+current parameters, and ``step`` returns that loss.
 
 A gradient of ``None`` skips its array, as torch skips a parameter whose
 ``.grad`` is ``None``. NaN or infinite gradients are *not* caught: as in torch,
@@ -27,18 +35,23 @@ import numpy as np
 
 from . import rules, validate
 
+SCHEDULER_KEYS = frozenset({"initial_lr", "max_lr", "min_lr", "base_momentum", "max_momentum",
+                            "swa_lr"})
+"""Keys torch's schedulers store in a param group besides the optimizer's hyperparameters."""
+
 
 class Optimizer:
-    """Base class: holds params, one hyperparameter group and per-array state."""
+    """Base class: parameter groups with their hyperparameters, and per-array state."""
 
     def __init__(self, params, defaults: dict):
-        self._check(defaults)
-        self.params = validate.float_params(params)
+        self._check(validate.plain_group(defaults))
         self.defaults = dict(defaults)
-        self.param_groups = [dict(defaults, params=self.params)]
-        self.state: list[dict] = [{} for _ in self.params]
+        self.param_groups: list[dict] = []
+        self.state: list[dict] = []
+        for group in validate.param_groups(params):
+            self.add_param_group(group)
 
-    # Subclasses define these three.
+    # Subclasses define these three (and may refine _check_state).
     def _check(self, group: dict) -> None:
         raise NotImplementedError
 
@@ -48,61 +61,147 @@ class Optimizer:
     def _update(self, p: np.ndarray, g: np.ndarray, state: dict, group: dict) -> None:
         raise NotImplementedError
 
+    def _check_state(self, index: int, state: dict, group: dict) -> None:
+        """Refuse settings the existing state of ``params[index]`` cannot serve."""
+
+    @property
+    def params(self) -> list[np.ndarray]:
+        """Every parameter array, group after group: the order ``step(grads)`` expects."""
+        return [p for group in self.param_groups for p in group["params"]]
+
+    def add_param_group(self, param_group: dict) -> None:
+        """Add a group (a dict with ``"params"`` and any hyperparameters), as torch does:
+        missing hyperparameters come from the constructor's defaults, and the dict itself
+        becomes ``param_groups[-1]``."""
+        arrays = validate.param_group(param_group, self.defaults, self.params,
+                                      len(self.param_groups), allowed=SCHEDULER_KEYS)
+        group = {**self.defaults, **param_group, "params": arrays}
+        self._check(validate.plain_group(group))
+        param_group.update(group)  # torch fills in the caller's dict and keeps it
+        self.param_groups.append(param_group)
+        self.state.extend({} for _ in arrays)
+
     @property
     def lr(self) -> float:
-        return self.param_groups[0]["lr"]
+        """The learning rate when every group has the same one (always true of one group).
+
+        With several groups sharing one lr, writing sets it in each; when their lrs differ,
+        reading or writing ``lr`` raises: use ``param_groups[k]["lr"]``.
+        """
+        lrs = [group["lr"] for group in self.param_groups]
+        if any(validate.plain(lr) != validate.plain(lrs[0]) for lr in lrs):
+            raise ValueError(f"the {len(lrs)} param groups have different learning rates "
+                             f"{lrs}: read or write param_groups[k]['lr'] instead of lr")
+        return lrs[0]
 
     @lr.setter
     def lr(self, value) -> None:
-        self.param_groups[0]["lr"] = validate.non_negative("lr", value)
+        self.lr  # noqa: B018  (refuses when the groups' lrs differ)
+        value = validate.non_negative("lr", value)
+        for group in self.param_groups:
+            group["lr"] = value
 
-    def step(self, grads) -> None:
-        """Update every array whose gradient is not ``None``, in place."""
-        group = self.param_groups[0]
-        self._check(group)  # lr may have been written straight into param_groups
-        grads = validate.grads_like(grads, self.params, allow_none=True)
-        for p, g, state in zip(self.params, grads, self.state):
-            if g is None:
-                continue
+    def step(self, grads=None, closure=None):
+        """One update of every array whose gradient is not ``None``, in place.
+
+        ``step(grads)``: the gradients in the order of :attr:`params` (or one list per group).
+        ``step(closure)``: ``closure()`` returns ``(loss, grads)`` at the current parameters;
+        the step uses those gradients and returns the loss (``None`` without a closure, as torch).
+        Everything is checked before any array or state changes.
+        """
+        if callable(grads):
+            grads, closure = None, grads
+        loss = None
+        if closure is not None:
+            loss, grads = validate.closure_result(closure())
+        if grads is None:
+            raise TypeError("step() needs the gradients, step(grads), or a closure returning "
+                            "(loss, grads): NumPy arrays have no .grad to read")
+        groups = [validate.plain_group(group) for group in self.param_groups]
+        for group in groups:
+            self._check(group)
+        params = self.params
+        if len(params) != len(self.state):
+            raise ValueError(f"param_groups hold {len(params)} arrays but the optimizer keeps "
+                             f"state for {len(self.state)}: add arrays with add_param_group()")
+        grads = validate.grads_for_groups(grads, [len(g["params"]) for g in groups], params)
+        owner = [group for group in groups for _ in group["params"]]
+        work = [(i, p, grads[i], owner[i]) for i, p in enumerate(params) if grads[i] is not None]
+        for i, p, g, group in work:
+            if self.state[i]:
+                self._check_state(i, self.state[i], group)
+        for i, p, g, group in work:
+            state = self.state[i]
             if not state:
                 state.update(self._init_state(p, group))
             state["step"] += 1
             self._update(p, np.asarray(g), state, group)
+        return loss
 
     def state_dict(self) -> dict:
-        """A deep copy of state and hyperparameters, in torch's layout."""
-        group = {k: v for k, v in self.param_groups[0].items() if k != "params"}
-        group["params"] = list(range(len(self.params)))
+        """A deep copy of state and groups in torch's layout: ``param_groups`` with ``params``
+        as indices into :attr:`params`, ``state`` keyed by those indices (non-empty only)."""
+        groups, start = [], 0
+        for group in self.param_groups:
+            packed = {k: copy.deepcopy(v) for k, v in group.items() if k != "params"}
+            packed["params"] = list(range(start, start + len(group["params"])))
+            start += len(group["params"])
+            groups.append(packed)
         return {"state": {i: copy.deepcopy(s) for i, s in enumerate(self.state) if s},
-                "param_groups": [group]}
+                "param_groups": groups}
 
     def load_state_dict(self, state_dict: dict) -> None:
-        """Restore what :meth:`state_dict` saved; checks everything before changing anything."""
+        """Restore what :meth:`state_dict` saved (groups' hyperparameters and state); checks
+        everything before changing anything."""
         try:
-            (group,) = state_dict["param_groups"]
-            saved_state = state_dict["state"]
+            saved_groups = list(state_dict["param_groups"])
+            saved_state = dict(state_dict["state"])
         except (KeyError, TypeError, ValueError):
-            raise ValueError("state_dict must have 'state' and exactly one entry in "
-                             "'param_groups', as state_dict() returns") from None
-        if len(group.get("params", ())) != len(self.params):
-            raise ValueError(f"state_dict holds {len(group.get('params', ()))} parameters, "
-                             f"this optimizer has {len(self.params)}")
-        if set(group) - {"params"} != set(self.defaults):
-            raise ValueError(f"state_dict was saved by another optimizer: its settings are "
-                             f"{sorted(set(group) - {'params'})}, expected {sorted(self.defaults)}")
+            raise ValueError("state_dict must have 'state' and 'param_groups', as "
+                             "state_dict() returns") from None
+        if len(saved_groups) != len(self.param_groups):
+            raise ValueError(f"state_dict holds {len(saved_groups)} param groups, this optimizer "
+                             f"has {len(self.param_groups)}")
+        index = {}  # saved id -> position in self.params
+        for k, (saved, group) in enumerate(zip(saved_groups, self.param_groups)):
+            ids = list(saved.get("params", ()))
+            if len(ids) != len(group["params"]):
+                raise ValueError(f"state_dict's param group {k} holds {len(ids)} parameters, "
+                                 f"this optimizer's has {len(group['params'])}")
+            keys = set(saved) - {"params"}
+            if not set(self.defaults) <= keys <= set(self.defaults) | SCHEDULER_KEYS:
+                raise ValueError(f"state_dict was saved by another optimizer: its settings are "
+                                 f"{sorted(keys)}, expected {sorted(self.defaults)}")
+            index.update((i, len(index)) for i in ids)
+        params = self.params
+        state = [{} for _ in params]
         for i, s in saved_state.items():
+            if i not in index:
+                raise ValueError(f"state_dict has state for parameter {i!r}, which no group holds")
+            p = params[index[i]]
             for key, value in s.items():
-                if isinstance(value, np.ndarray) and value.shape != self.params[i].shape:
+                if isinstance(value, np.ndarray) and value.shape != p.shape:
                     raise ValueError(f"state[{i}][{key!r}] has shape {value.shape}, "
-                                     f"params[{i}] has shape {self.params[i].shape}")
-        new_group = {k: v for k, v in group.items() if k != "params"}
-        self._check(new_group)
-        self.param_groups[0].update(new_group)
-        self.state = [copy.deepcopy(saved_state.get(i, {})) for i in range(len(self.params))]
+                                     f"params[{index[i]}] has shape {p.shape}")
+            # floating state follows its parameter's dtype, as torch casts it
+            state[index[i]] = {key: value.astype(p.dtype) if isinstance(value, np.ndarray)
+                               and np.issubdtype(value.dtype, np.floating) else copy.deepcopy(value)
+                               for key, value in s.items()}
+        new_groups = [{**copy.deepcopy({k: v for k, v in saved.items() if k != "params"}),
+                       "params": group["params"]}
+                      for saved, group in zip(saved_groups, self.param_groups)]
+        for group in new_groups:
+            self._check(validate.plain_group(group))
+        for group, new in zip(self.param_groups, new_groups):
+            group.clear()  # the same dicts stay in param_groups (a scheduler may hold them)
+            group.update(new)
+        self.state = state
 
     def __repr__(self) -> str:
-        lines = [f"{type(self).__name__} (", "Parameter Group 0"]
-        lines += [f"    {k}: {v}" for k, v in sorted(self.param_groups[0].items()) if k != "params"]
+        lines = [f"{type(self).__name__} ("]
+        for k, group in enumerate(self.param_groups):
+            lines.append(f"Parameter Group {k}")
+            lines += [f"    {key}: {v}" for key, v in sorted(group.items()) if key != "params"]
         return "\n".join(lines + [")"])
 
 

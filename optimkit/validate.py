@@ -14,15 +14,32 @@ import numpy as np
 
 
 def is_real(value) -> bool:
-    """A real number (Python or NumPy), not a bool."""
-    return isinstance(value, (Real, np.floating, np.integer)) and not isinstance(value, bool)
+    """A real number: Python or NumPy, or a one-element real array (torch takes 1-element
+    tensors as hyperparameters); not a bool."""
+    if isinstance(value, np.ndarray):
+        return value.size == 1 and (np.issubdtype(value.dtype, np.floating)
+                                    or np.issubdtype(value.dtype, np.integer))
+    return isinstance(value, (Real, np.floating, np.integer)) and not isinstance(value, (bool, np.bool_))
+
+
+def plain(value):
+    """``value`` with NumPy scalars and one-element arrays turned into Python numbers (tuples
+    entry by entry), so hyperparameters enter the arithmetic as Python floats do: a float32
+    ``lr`` must not promote a float32 parameter to float64."""
+    if isinstance(value, tuple):
+        return tuple(plain(v) for v in value)
+    if isinstance(value, np.ndarray) and value.size == 1:
+        return value.reshape(()).item()
+    if isinstance(value, np.generic):
+        return value.item()
+    return value
 
 
 def finite(name: str, value) -> float:
-    """A finite real number."""
-    if not is_real(value) or not math.isfinite(float(value)):
+    """A finite real number (a NumPy scalar or one-element array counts)."""
+    if not is_real(value) or not math.isfinite(float(plain(value))):
         raise ValueError(f"{name} must be a finite number, got {value!r}")
-    return float(value)
+    return float(plain(value))
 
 
 def non_negative(name: str, value) -> float:
@@ -139,3 +156,123 @@ def grads_like(grads, params, *, allow_none: bool = False) -> list:
         if not (np.issubdtype(g.dtype, np.floating) or np.issubdtype(g.dtype, np.integer)):
             raise TypeError(f"grads[{i}] has dtype {g.dtype}; gradients must be numeric")
     return grads
+
+
+# ---------------------------------------------------------------------------
+# parameter groups (torch.optim's layout)
+# ---------------------------------------------------------------------------
+
+def param_groups(params) -> list[dict]:
+    """The ``params`` an optimizer is built with, as a list of group dicts.
+
+    A list of arrays is one group; a list of dicts is one group each (as in torch). The dicts
+    are not checked here: :func:`param_group` checks each as it is added.
+    """
+    if isinstance(params, dict):
+        raise TypeError("params must be a list of arrays or a list of param-group dicts, got a "
+                        "single dict; wrap it: [group]")
+    params = _array_list("params", params, "array")
+    if not params:
+        raise ValueError("params is empty: pass at least one array to optimize")
+    if not any(isinstance(p, dict) for p in params):
+        return [{"params": float_params(params)}]
+    for i, p in enumerate(params):
+        if not isinstance(p, dict):
+            raise TypeError(f"params[{i}] is a {type(p).__name__} among param-group dicts: "
+                            f"give every group as a dict, e.g. {{'params': [array]}}")
+    return params
+
+
+def plain_group(group: dict) -> dict:
+    """A copy of a param group with every hyperparameter :func:`plain`."""
+    return {k: v if k == "params" else plain(v) for k, v in group.items()}
+
+
+def closure_result(result) -> tuple:
+    """What a closure returned, as ``(loss, grads)``."""
+    try:
+        loss, grads = result
+    except (TypeError, ValueError):
+        raise TypeError(f"the closure must return (loss, grads), the loss and one gradient per "
+                        f"parameter at the current parameters; it returned "
+                        f"{type(result).__name__}") from None
+    return loss, grads
+
+
+def param_group(group, defaults: dict, taken: list, index: int, allowed=()) -> dict:
+    """Check one param group before it joins an optimizer; return its ``params`` as a list.
+
+    ``defaults`` are the optimizer's hyperparameters (every other key is refused unless it is in
+    ``allowed``: the keys torch's schedulers write); ``taken`` the arrays already in earlier
+    groups, none of which may appear again.
+    """
+    where = f"param group {index}"
+    if not isinstance(group, dict):
+        raise TypeError(f"{where} must be a dict with a 'params' entry, got {type(group).__name__}")
+    if "params" not in group:
+        raise ValueError(f"{where} has no 'params' entry: give its arrays as "
+                         f"{{'params': [W, b], ...}}")
+    unknown = sorted(set(group) - set(defaults) - set(allowed) - {"params"}, key=str)
+    if unknown:
+        raise ValueError(f"{where} has unknown key(s) {unknown}: this optimizer's hyperparameters "
+                         f"are {sorted(defaults)}")
+    arrays = group["params"]
+    if isinstance(arrays, np.ndarray):
+        arrays = [arrays]  # torch takes a lone tensor as a group of one
+    elif isinstance(arrays, (set, frozenset)):
+        raise TypeError(f"{where}: 'params' must be an ordered collection (a list), not a set, "
+                        f"so the order of the gradients is defined")
+    arrays = _all_floating(f"{where}['params']", _array_list(f"{where}['params']", arrays, "array"),
+                           "array", "optimizers update parameters in place")
+    if not arrays:
+        raise ValueError(f"{where} has no arrays in 'params'")
+    seen = {id(p): "an earlier group" for p in taken}
+    for i, p in enumerate(arrays):
+        if id(p) in seen:
+            raise ValueError(f"{where}['params'][{i}] is already in {seen[id(p)]}: "
+                             f"an array may appear in one group, once")
+        seen[id(p)] = f"{where} (as ['params'][{i}])"
+    return arrays
+
+
+def grads_for_groups(grads, sizes: list[int], params: list) -> list:
+    """Gradients for every parameter across groups, as one flat list.
+
+    Accepts the flat list (the gradients in the order of the parameters, group after group)
+    or one list per group, ``[[gW, gb], [g_norm]]``; a ``None`` skips its array.
+    """
+    if isinstance(grads, np.ndarray):
+        raise TypeError("grads must be a list of NumPy arrays, got a single array; wrap it: [grad]")
+    grads = list(grads)
+    # One list of arrays per group; a flat entry is an array (or numbers), never a list of arrays.
+    nested = len(grads) == len(sizes) and all(
+        isinstance(g, (list, tuple)) and all(x is None or isinstance(x, np.ndarray) for x in g)
+        for g in grads)
+    if nested:
+        for k, (g, n) in enumerate(zip(grads, sizes)):
+            if len(g) != n:
+                raise ValueError(f"got {len(g)} gradients for param group {k}, which has {n} "
+                                 f"parameters")
+        grads = [x for g in grads for x in g]
+    return grads_like(grads, params, allow_none=True)
+
+
+NOOP_OPTIONS = {"foreach": (None, False), "fused": (None, False), "capturable": (False,),
+                "differentiable": (False,)}
+
+
+def implementation_options(name: str, **options) -> None:
+    """torch's implementation switches, accepted at the values that change nothing here.
+
+    ``foreach`` and ``fused`` choose torch's loop or kernel, ``capturable`` CUDA graphs,
+    ``differentiable`` autograd through the step: optimkit has one NumPy implementation, which is
+    torch's single-tensor path (``foreach=False``).
+    """
+    why = {"foreach": "torch's multi-tensor loop", "fused": "torch's fused kernel",
+           "capturable": "CUDA-graph capture", "differentiable": "autograd through the step"}
+    for key, value in options.items():
+        if not (value is None or isinstance(value, (bool, np.bool_))) or value not in NOOP_OPTIONS[key]:
+            accepted = " or ".join(repr(v) for v in NOOP_OPTIONS[key])
+            raise ValueError(f"{name}({key}={value!r}) asks for {why[key]}, which optimkit (one "
+                             f"NumPy implementation, torch's single-tensor arithmetic) does not "
+                             f"have: pass {key}={accepted}")
