@@ -425,14 +425,17 @@ class ReduceLROnPlateau:
                 "lr_or_optimizer must be a learning rate or an object with an lr "
                 f"attribute, got {type(lr_or_optimizer).__name__}"
             )
-        self._set_hparams(mode, factor, patience, threshold, threshold_mode, cooldown, min_lr, eps)
+        min_lr = validate.non_negative("min_lr", min_lr)
+        self._set_hparams(mode, factor, patience, threshold, threshold_mode, cooldown, eps)
+        self.min_lr = min_lr
         self.best = math.inf if self.mode == "min" else -math.inf
         self.num_bad_epochs = 0
         self.cooldown_counter = 0
         self.last_epoch = 0
 
-    def _set_hparams(self, mode, factor, patience, threshold, threshold_mode, cooldown, min_lr, eps):
-        # Validate everything before assigning anything.
+    def _set_hparams(self, mode, factor, patience, threshold, threshold_mode, cooldown, eps):
+        # Validate everything before assigning anything. (min_lr is the caller's: one
+        # number here, one per parameter group in optimkit.lr_scheduler.ReduceLROnPlateau.)
         if mode not in ("min", "max"):
             raise ValueError(f"mode must be 'min' or 'max', got {mode!r}")
         if threshold_mode not in ("rel", "abs"):
@@ -447,11 +450,10 @@ class ReduceLROnPlateau:
                 f"threshold must be < 1 with mode='min', threshold_mode='rel', got {threshold!r}"
             )
         cooldown = validate.non_negative_int("cooldown", cooldown)
-        min_lr = validate.non_negative("min_lr", min_lr)
         eps = validate.non_negative("eps", eps)
         self.mode, self.factor, self.patience = mode, factor, patience
         self.threshold, self.threshold_mode, self.cooldown = threshold, threshold_mode, cooldown
-        self.min_lr, self.eps = min_lr, eps
+        self.eps = eps
 
     @property
     def lr(self) -> float:
@@ -465,8 +467,11 @@ class ReduceLROnPlateau:
             return a < best * (1.0 - self.threshold) if rel else a < best - self.threshold
         return a > best * (self.threshold + 1.0) if rel else a > best + self.threshold
 
-    def step(self, metric) -> float:
-        """Record one epoch's metric; returns the lr to use next."""
+    def _observe(self, metric) -> bool:
+        """Count one epoch's metric; True when the lr is to be reduced now.
+
+        The counters are already reset for the next epoch when it returns True.
+        """
         current = float(metric)  # accepts 0-d arrays / tensors, like torch
         self.last_epoch += 1
         if self._is_better(current, self.best):
@@ -478,15 +483,25 @@ class ReduceLROnPlateau:
             self.cooldown_counter -= 1
             self.num_bad_epochs = 0  # bad epochs during cooldown do not count
         if self.num_bad_epochs > self.patience:
-            old = self.lr
-            new = max(old * self.factor, self.min_lr)
-            if old - new > self.eps:  # ignore negligible (or upward) changes
+            self.cooldown_counter = self.cooldown
+            self.num_bad_epochs = 0
+            return True
+        return False
+
+    def _reduced(self, old: float, min_lr: float) -> float | None:
+        """The lr after one reduction of ``old``, or ``None`` when the change is negligible."""
+        new = max(old * self.factor, min_lr)
+        return new if old - new > self.eps else None  # ignore negligible (or upward) changes
+
+    def step(self, metric) -> float:
+        """Record one epoch's metric; returns the lr to use next."""
+        if self._observe(metric):
+            new = self._reduced(self.lr, self.min_lr)
+            if new is not None:
                 if self.optimizer is not None:
                     self.optimizer.lr = new
                 else:
                     self._lr = new
-            self.cooldown_counter = self.cooldown
-            self.num_bad_epochs = 0
         return self.lr
 
     def state_dict(self) -> dict:
@@ -506,7 +521,9 @@ class ReduceLROnPlateau:
         best = state["best"]
         if not isinstance(best, (Real, np.number)) or isinstance(best, bool):
             raise ValueError(f"state['best'] must be a number (inf before any metric), got {best!r}")
-        self._set_hparams(**{k: state[k] for k in self._HPARAMS})
+        min_lr = validate.non_negative("state['min_lr']", state["min_lr"])
+        self._set_hparams(**{k: state[k] for k in self._HPARAMS if k != "min_lr"})
+        self.min_lr = min_lr
         self.best = float(best)
         for key, value in counters.items():
             setattr(self, key, value)
