@@ -44,7 +44,7 @@ class Optimizer:
     """Base class: parameter groups with their hyperparameters, and per-array state."""
 
     def __init__(self, params, defaults: dict):
-        self._check(validate.plain_group(defaults))
+        self._checked(defaults)
         self.defaults = dict(defaults)
         self.param_groups: list[dict] = []
         self.state: list[dict] = []
@@ -64,6 +64,14 @@ class Optimizer:
     def _check_state(self, index: int, state: dict, group: dict) -> None:
         """Refuse settings the existing state of ``params[index]`` cannot serve."""
 
+    def _checked(self, group: dict) -> dict:
+        """``group`` with its numbers made plain, once every value is checked."""
+        group = validate.plain_group(group)
+        self._check(group)
+        validate.implementation_options(type(self).__name__, **{
+            key: group[key] for key in validate.NOOP_OPTIONS if key in group})
+        return group
+
     @property
     def params(self) -> list[np.ndarray]:
         """Every parameter array, group after group: the order ``step(grads)`` expects."""
@@ -76,7 +84,7 @@ class Optimizer:
         arrays = validate.param_group(param_group, self.defaults, self.params,
                                       len(self.param_groups), allowed=SCHEDULER_KEYS)
         group = {**self.defaults, **param_group, "params": arrays}
-        self._check(validate.plain_group(group))
+        self._checked(group)
         param_group.update(group)  # torch fills in the caller's dict and keeps it
         self.param_groups.append(param_group)
         self.state.extend({} for _ in arrays)
@@ -117,9 +125,7 @@ class Optimizer:
         if grads is None:
             raise TypeError("step() needs the gradients, step(grads), or a closure returning "
                             "(loss, grads): NumPy arrays have no .grad to read")
-        groups = [validate.plain_group(group) for group in self.param_groups]
-        for group in groups:
-            self._check(group)
+        groups = [self._checked(group) for group in self.param_groups]
         params = self.params
         if len(params) != len(self.state):
             raise ValueError(f"param_groups hold {len(params)} arrays but the optimizer keeps "
@@ -191,7 +197,7 @@ class Optimizer:
                        "params": group["params"]}
                       for saved, group in zip(saved_groups, self.param_groups)]
         for group in new_groups:
-            self._check(validate.plain_group(group))
+            self._checked(group)
         for group, new in zip(self.param_groups, new_groups):
             group.clear()  # the same dicts stay in param_groups (a scheduler may hold them)
             group.update(new)
@@ -232,33 +238,42 @@ class SGD(Optimizer):
     """
 
     def __init__(self, params, lr=1e-3, momentum=0.0, dampening=0.0, weight_decay=0.0,
-                 nesterov=False, *, maximize=False):
+                 nesterov=False, *, maximize=False, foreach=None, differentiable=False,
+                 fused=None):
         super().__init__(params, dict(lr=lr, momentum=momentum, dampening=dampening,
                                       weight_decay=weight_decay, nesterov=nesterov,
-                                      maximize=maximize))
+                                      maximize=maximize, foreach=foreach,
+                                      differentiable=differentiable, fused=fused))
 
     def _check(self, group):
         rules.check_sgd(group["lr"], group["momentum"], group["dampening"],
                         group["weight_decay"], group["nesterov"])
 
     def _init_state(self, p, group):
-        return {"step": 0, "momentum_buffer": _zeros(p)}
+        return {"step": 0}
 
     def _update(self, p, g, state, group):
-        rules.sgd_kernel(p, g, state["momentum_buffer"], t=state["step"], lr=group["lr"],
-                          momentum=group["momentum"], dampening=group["dampening"],
-                          weight_decay=group["weight_decay"], nesterov=group["nesterov"],
-                          maximize=group["maximize"])
+        # As torch, the buffer is made when momentum is first used (possibly mid-run), and
+        # starts as that step's gradient, undamped.
+        fresh = group["momentum"] != 0 and "momentum_buffer" not in state
+        if fresh:
+            state["momentum_buffer"] = _zeros(p)
+        rules.sgd_kernel(p, g, state.get("momentum_buffer"), t=1 if fresh else state["step"],
+                          lr=group["lr"], momentum=group["momentum"],
+                          dampening=group["dampening"], weight_decay=group["weight_decay"],
+                          nesterov=group["nesterov"], maximize=group["maximize"])
 
 
 class Adagrad(Optimizer):
     """AdaGrad, as ``torch.optim.Adagrad``. Update rule: :func:`optimkit.rules.adagrad_update`."""
 
     def __init__(self, params, lr=1e-2, lr_decay=0.0, weight_decay=0.0,
-                 initial_accumulator_value=0.0, eps=1e-10, *, maximize=False):
+                 initial_accumulator_value=0.0, eps=1e-10, foreach=None, *, maximize=False,
+                 differentiable=False, fused=None):
         super().__init__(params, dict(lr=lr, lr_decay=lr_decay, weight_decay=weight_decay,
                                       initial_accumulator_value=initial_accumulator_value,
-                                      eps=eps, maximize=maximize))
+                                      eps=eps, foreach=foreach, maximize=maximize,
+                                      differentiable=differentiable, fused=fused))
 
     def _check(self, group):
         rules.check_common(group["lr"], group["weight_decay"])
@@ -279,9 +294,12 @@ class RMSprop(Optimizer):
     """RMSProp, as ``torch.optim.RMSprop``. Update rule: :func:`optimkit.rules.rmsprop_update`."""
 
     def __init__(self, params, lr=1e-2, alpha=0.99, eps=1e-8, weight_decay=0.0, momentum=0.0,
-                 centered=False, *, maximize=False):
+                 centered=False, capturable=False, foreach=None, maximize=False,
+                 differentiable=False):
         super().__init__(params, dict(lr=lr, alpha=alpha, eps=eps, weight_decay=weight_decay,
-                                      momentum=momentum, centered=centered, maximize=maximize))
+                                      momentum=momentum, centered=centered,
+                                      capturable=capturable, foreach=foreach, maximize=maximize,
+                                      differentiable=differentiable))
 
     def _check(self, group):
         rules.check_common(group["lr"], group["weight_decay"])
@@ -297,11 +315,14 @@ class RMSprop(Optimizer):
             state["grad_avg"] = _zeros(p)
         return state
 
+    def _check_state(self, index, state, group):
+        # Their buffers are made at the first step only (as torch, which then fails on them).
+        if group["momentum"] > 0 and "momentum_buffer" not in state:
+            validate.turned_on_mid_run("RMSprop", "momentum > 0", "momentum_buffer", index, state)
+        if group["centered"] and "grad_avg" not in state:
+            validate.turned_on_mid_run("RMSprop", "centered=True", "grad_avg", index, state)
+
     def _update(self, p, g, state, group):
-        if group["momentum"] > 0:  # momentum may be switched on mid-run, as in torch
-            state.setdefault("momentum_buffer", _zeros(p))
-        if group["centered"]:
-            state.setdefault("grad_avg", _zeros(p))
         rules.rmsprop_kernel(p, g, state["square_avg"], state.get("grad_avg"),
                               state.get("momentum_buffer"), lr=group["lr"],
                               alpha=group["alpha"], eps=group["eps"],
@@ -313,10 +334,12 @@ class Adam(Optimizer):
     """Adam, as ``torch.optim.Adam``. Update rule: :func:`optimkit.rules.adam_update`."""
 
     def __init__(self, params, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.0,
-                 amsgrad=False, *, maximize=False, decoupled_weight_decay=False):
+                 amsgrad=False, *, foreach=None, maximize=False, capturable=False,
+                 differentiable=False, fused=None, decoupled_weight_decay=False):
         super().__init__(params, dict(lr=lr, betas=rules.check_betas(betas), eps=eps,
                                       weight_decay=weight_decay, amsgrad=amsgrad,
-                                      maximize=maximize,
+                                      foreach=foreach, maximize=maximize, capturable=capturable,
+                                      differentiable=differentiable, fused=fused,
                                       decoupled_weight_decay=decoupled_weight_decay))
 
     def _check(self, group):
@@ -327,6 +350,11 @@ class Adam(Optimizer):
         if group["amsgrad"]:
             state["max_exp_avg_sq"] = _zeros(p)
         return state
+
+    def _check_state(self, index, state, group):
+        if group["amsgrad"] and "max_exp_avg_sq" not in state:
+            validate.turned_on_mid_run(type(self).__name__, "amsgrad=True", "max_exp_avg_sq",
+                                      index, state)
 
     def _update(self, p, g, state, group):
         rules.adam_kernel(p, g, state["exp_avg"], state["exp_avg_sq"],
@@ -344,20 +372,25 @@ class AdamW(Adam):
     """
 
     def __init__(self, params, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=1e-2,
-                 amsgrad=False, *, maximize=False):
+                 amsgrad=False, *, maximize=False, foreach=None, capturable=False,
+                 differentiable=False, fused=None):
         super().__init__(params, lr=lr, betas=betas, eps=eps, weight_decay=weight_decay,
-                         amsgrad=amsgrad, maximize=maximize, decoupled_weight_decay=True)
+                         amsgrad=amsgrad, maximize=maximize, foreach=foreach,
+                         capturable=capturable, differentiable=differentiable, fused=fused,
+                         decoupled_weight_decay=True)
 
 
 class NAdam(Optimizer):
     """NAdam, as ``torch.optim.NAdam``. Update rule: :func:`optimkit.rules.nadam_update`."""
 
     def __init__(self, params, lr=2e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.0,
-                 momentum_decay=4e-3, decoupled_weight_decay=False, *, maximize=False):
+                 momentum_decay=4e-3, decoupled_weight_decay=False, *, foreach=None,
+                 maximize=False, capturable=False, differentiable=False):
         super().__init__(params, dict(lr=lr, betas=rules.check_betas(betas), eps=eps,
                                       weight_decay=weight_decay, momentum_decay=momentum_decay,
                                       decoupled_weight_decay=decoupled_weight_decay,
-                                      maximize=maximize))
+                                      foreach=foreach, maximize=maximize, capturable=capturable,
+                                      differentiable=differentiable))
 
     def _check(self, group):
         rules.check_adam(group["lr"], group["betas"], group["eps"], group["weight_decay"])
@@ -379,11 +412,13 @@ class RAdam(Optimizer):
     """RAdam, as ``torch.optim.RAdam``. Update rule: :func:`optimkit.rules.radam_update`."""
 
     def __init__(self, params, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.0,
-                 decoupled_weight_decay=False, *, maximize=False):
+                 decoupled_weight_decay=False, *, foreach=None, maximize=False, capturable=False,
+                 differentiable=False):
         super().__init__(params, dict(lr=lr, betas=rules.check_betas(betas), eps=eps,
                                       weight_decay=weight_decay,
                                       decoupled_weight_decay=decoupled_weight_decay,
-                                      maximize=maximize))
+                                      foreach=foreach, maximize=maximize, capturable=capturable,
+                                      differentiable=differentiable))
 
     def _check(self, group):
         rules.check_adam(group["lr"], group["betas"], group["eps"], group["weight_decay"])

@@ -276,3 +276,12 @@ def implementation_options(name: str, **options) -> None:
             raise ValueError(f"{name}({key}={value!r}) asks for {why[key]}, which optimkit (one "
                              f"NumPy implementation, torch's single-tensor arithmetic) does not "
                              f"have: pass {key}={accepted}")
+
+
+def turned_on_mid_run(name: str, option: str, key: str, index: int, state: dict) -> None:
+    """Refuse an option that needs state (``key``) made at the first step, turned on after
+    ``params[index]`` took steps without it."""
+    raise ValueError(
+        f"{name}: {option} was turned on after params[{index}] took {state['step']} step(s) "
+        f"without it, so there is no {key!r} for it (torch fails with KeyError: {key!r}); "
+        f"choose {option} before the first step, or start a new optimizer")

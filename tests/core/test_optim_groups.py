@@ -1,4 +1,5 @@
-"""Parameter groups, state_dict layout and closures, against torch.optim's semantics.
+"""Parameter groups, state_dict layout, closures and torch's routine keyword arguments,
+against torch.optim's semantics.
 
 The numbers of every class against torch, groups included, are in test_optim_vs_torch.py;
 here: what a group is (defaults, per-group values, add_param_group, writable param_groups),
@@ -6,6 +7,8 @@ torch's state_dict layout, the errors, and ``step(closure)``.
 """
 
 from __future__ import annotations
+
+import re
 
 import numpy as np
 import pytest
@@ -81,9 +84,8 @@ def test_no_decay_on_biases_recipe_matches_torch_with_added_group_and_written_lr
 def test_state_dict_is_torchs_layout_and_round_trips_bit_for_bit():
     params = arrays(2)
     shapes = [p.shape for p in params]
-    build = lambda ps: optimkit.Adam([{"params": ps[:1], "lr": 0.02},  # noqa: E731
-                                      {"params": ps[1:], "amsgrad": True}], lr=0.01)
-    opt = build(params)
+    opt = optimkit.Adam([{"params": params[:1], "lr": 0.02}, {"params": params[1:], "amsgrad": True}],
+                        lr=0.01, foreach=False)
     tparams, topt = torch_twin(params, lambda t: torch.optim.Adam(
         [{"params": t[:1], "lr": 0.02}, {"params": t[1:], "amsgrad": True}], lr=0.01,
         foreach=False))
@@ -95,8 +97,7 @@ def test_state_dict_is_torchs_layout_and_round_trips_bit_for_bit():
     assert list(ours) == list(theirs)
     assert [g["params"] for g in ours["param_groups"]] == [[0], [1, 2]]
     for g, tg in zip(ours["param_groups"], theirs["param_groups"]):
-        assert set(g) == set(tg) - {"foreach", "fused", "capturable", "differentiable"}
-        assert all(g[k] == tg[k] for k in g)
+        assert g == tg
     assert sorted(ours["state"]) == sorted(theirs["state"]) == [0, 2]
     for i in ours["state"]:
         assert set(ours["state"][i]) == set(theirs["state"][i])
@@ -256,3 +257,101 @@ def test_repr_lists_every_group():
     W, b, _ = arrays()
     text = repr(optimkit.SGD([{"params": [W]}, {"params": [b], "lr": 0.5}], lr=0.1))
     assert "Parameter Group 0" in text and "Parameter Group 1" in text and "lr: 0.5" in text
+
+
+# --- torch's implementation switches, tensor-like numbers, options that need state --------------
+
+SWITCHES = ["foreach", "fused", "capturable", "differentiable"]
+
+
+@pytest.mark.parametrize("name", list(optimkit.OPTIMIZERS))
+def test_implementation_switches_at_their_no_op_values(name):
+    import inspect
+
+    theirs = inspect.signature(getattr(torch.optim, name)).parameters
+    ours = inspect.signature(optimkit.OPTIMIZERS[name]).parameters
+    for key in SWITCHES:
+        assert (key in ours) == (key in theirs), f"{name} and torch disagree on {key}"
+        if key not in ours:
+            continue
+        for value in (None, False) if key in ("foreach", "fused") else (False,):
+            opt = optimkit.OPTIMIZERS[name]([np.ones(2)], **{key: value})
+            opt.step([np.ones(2)])
+            assert opt.param_groups[0][key] is value
+        with pytest.raises(ValueError, match=rf"{name}\({key}=True\) asks for .*pass {key}="):
+            optimkit.OPTIMIZERS[name]([np.ones(2)], **{key: True})
+    opt = optimkit.OPTIMIZERS[name]([np.ones(2)])
+    key = next(k for k in SWITCHES if k in ours)
+    opt.param_groups[0][key] = True  # written later: refused at the step, nothing changed
+    with pytest.raises(ValueError, match=f"{key}=True"):
+        opt.step([np.ones(2)])
+    assert opt.state == [{}]
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_numpy_scalars_and_one_element_arrays_are_numbers(dtype):
+    shapes = [(3,), (2, 2)]
+    plain_params = [p.astype(dtype) for p in arrays(8, shapes)]
+    numpy_params = [p.copy() for p in plain_params]
+    b1, b2 = np.float32(0.9), np.array([0.99], dtype=np.float32)
+    plain = optimkit.Adam(plain_params, lr=0.01, betas=(float(b1), float(b2[0])), eps=1e-6,
+                          weight_decay=0.1)
+    numpy = optimkit.Adam(numpy_params, lr=np.array(0.01), betas=(b1, b2), eps=np.float64(1e-6),
+                          weight_decay=np.array([[0.1]]))
+    for grads in grad_stream(8, shapes, 10):
+        grads = [g.astype(dtype) for g in grads]
+        plain.step(grads)
+        numpy.step(grads)
+        numpy.param_groups[0]["lr"] = np.float32(0.005)  # as a scheduler might write it
+        plain.param_groups[0]["lr"] = float(np.float32(0.005))
+    for x, y in zip(plain_params, numpy_params):
+        assert y.dtype == dtype  # a float32 number did not promote the arithmetic
+        np.testing.assert_array_equal(x, y)
+    with pytest.raises(ValueError, match=r"lr must be a finite number, got array\(\[1., 2.\]\)"):
+        optimkit.SGD([np.ones(2)], lr=np.array([1.0, 2.0]))
+
+
+MID_RUN = [
+    ("RMSprop", dict(momentum=0.9), "momentum > 0", "momentum_buffer"),
+    ("RMSprop", dict(centered=True), "centered=True", "grad_avg"),
+    ("Adam", dict(amsgrad=True), "amsgrad=True", "max_exp_avg_sq"),
+    ("AdamW", dict(amsgrad=True), "amsgrad=True", "max_exp_avg_sq"),
+]
+
+
+@pytest.mark.parametrize("name,change,option,key", MID_RUN, ids=[m[2] for m in MID_RUN])
+def test_options_that_need_state_are_refused_mid_run(name, change, option, key):
+    W, b, _ = arrays()
+    opt = optimkit.OPTIMIZERS[name]([{"params": [W]}, {"params": [b]}], lr=0.01)
+    opt.step([np.ones_like(W), np.ones_like(b)])
+    before, state = [W.copy(), b.copy()], opt.state_dict()
+    opt.param_groups[1].update(change)
+    with pytest.raises(ValueError, match=rf"{name}: {re.escape(option)} was turned on after "
+                                         rf"params\[1\] took 1 step.*no '{key}'"):
+        opt.step([np.ones_like(W), np.ones_like(b)])
+    np.testing.assert_array_equal(W, before[0])  # checked before anything moved
+    assert opt.state[0]["step"] == state["state"][0]["step"]
+    tensor = torch.ones(2, requires_grad=True)  # torch fails too, less clearly
+    topt = getattr(torch.optim, name)([tensor], lr=0.01, foreach=False)
+    tensor.grad = torch.ones(2)
+    topt.step()
+    topt.param_groups[0].update(change)
+    with pytest.raises(KeyError, match=key):
+        topt.step()
+    # a parameter that has not stepped yet takes the option from its first step
+    fresh = optimkit.OPTIMIZERS[name]([np.ones(2)], lr=0.01)
+    fresh.param_groups[0].update(change)
+    fresh.step([np.ones(2)])
+
+
+def test_sgd_momentum_turned_on_mid_run_matches_torch():
+    params = arrays(9)
+    shapes = [p.shape for p in params]
+    opt = optimkit.SGD(params, lr=0.05)
+    tparams, topt = torch_twin(params, lambda t: torch.optim.SGD(t, lr=0.05, foreach=False))
+    for k, grads in enumerate(grad_stream(9, shapes, 30)):
+        if k == 10:  # torch starts the buffer then, from that step's gradient, undamped
+            for group in (opt.param_groups[0], topt.param_groups[0]):
+                group.update(momentum=0.9, dampening=0.5)
+        step_both(opt, topt, params, tparams, grads)
+        assert_same(params, tparams)

@@ -126,7 +126,7 @@ def test_matches_torch(name, kwargs, seed, scheduled):
 
 @pytest.mark.parametrize("name", list(optimkit.OPTIMIZERS))
 def test_defaults_match_torch(name):
-    """Same argument names and default values as torch's constructor."""
+    """The same arguments as torch's constructor: names, default values, positional order."""
     import inspect
 
     ours = inspect.signature(optimkit.OPTIMIZERS[name]).parameters
@@ -137,9 +137,10 @@ def test_defaults_match_torch(name):
         assert arg in theirs, f"{name} has argument {arg!r} that torch does not"
         assert p.default == theirs[arg].default, (
             f"{name}({arg}=...) default {p.default!r}, torch {theirs[arg].default!r}")
+    assert set(theirs) <= set(ours), f"{name} lacks torch's {sorted(set(theirs) - set(ours))}"
     positional = [a for a, p in theirs.items() if p.kind is p.POSITIONAL_OR_KEYWORD]
     ours_positional = [a for a, p in ours.items() if p.kind is p.POSITIONAL_OR_KEYWORD]
-    assert ours_positional == positional[: len(ours_positional)], "positional order differs from torch"
+    assert ours_positional == positional, "positional order differs from torch"
 
 
 @pytest.mark.parametrize("name", list(optimkit.OPTIMIZERS))
