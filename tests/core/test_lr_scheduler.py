@@ -10,11 +10,13 @@ perturbed by 1e-9 fails it (the negative control).
 
 from __future__ import annotations
 
+import ast
 import copy
 import math
 import types
 import warnings
 from collections import Counter
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -39,31 +41,43 @@ O = types.SimpleNamespace(**{n: getattr(ok, n) for n in ok.__all__})
 # --- the side-by-side driver ------------------------------------------------------------
 
 
-class Side:
-    """One library's optimizer, stepped with the same gradients as the other's."""
+SECOND_GROUP = {"sgd": {"lr": 0.025, "momentum": 0.5}, "adam": {"lr": 0.025, "betas": (0.8, 0.95)},
+                "adagrad": {"lr": 0.025}}
 
-    def __init__(self, lib, kind="sgd", lr=0.1, **kwargs):
+
+class Side:
+    """One library's optimizer, stepped with the same gradients as the other's.
+
+    ``groups=True``: two parameter groups, the second with its own lr and momentum (or betas).
+    """
+
+    def __init__(self, lib, kind="sgd", lr=0.1, groups=False, **kwargs):
         self.lib, rng = lib, np.random.default_rng(0)
-        self.w0 = rng.normal(size=3)
+        w0 = [rng.normal(size=3), rng.normal(size=2)][: 2 if groups else 1]
+        name = {"sgd": "SGD", "adam": "Adam", "adagrad": "Adagrad"}.get(kind, kind)
         if lib is T:
-            self.params = [torch.tensor(self.w0, requires_grad=True)]
-            cls = {"sgd": torch.optim.SGD, "adam": torch.optim.Adam, "adagrad": torch.optim.Adagrad}[kind]
+            self.params = [torch.tensor(w, requires_grad=True) for w in w0]
+            cls = getattr(torch.optim, name)
         else:
-            self.params = [self.w0.copy()]
-            cls = {"sgd": optimkit.SGD, "adam": optimkit.Adam, "adagrad": optimkit.Adagrad}[kind]
-        self.opt = cls(self.params, lr=lr, **kwargs)
+            self.params = [w.copy() for w in w0]
+            cls = optimkit.OPTIMIZERS[name]
+        spec = [{"params": [self.params[0]]}, {"params": [self.params[1]], **SECOND_GROUP.get(kind.lower(), {"lr": 0.025})}] \
+            if groups else self.params
+        self.opt = cls(spec, lr=lr, **kwargs)
 
     def step(self, k):
-        g = np.cos(np.arange(3) + 0.1 * k)  # the same gradient on both sides
-        if self.lib is T:
-            self.params[0].grad = torch.tensor(g)
+        grads = [np.cos(np.arange(p.shape[0]) + 0.1 * k + i) for i, p in enumerate(self.params)]
+        if self.lib is T:  # the same gradients on both sides
+            for p, g in zip(self.params, grads):
+                p.grad = torch.tensor(g)
             self.opt.step()
         else:
-            self.opt.step([g])
+            self.opt.step(grads)
 
     def weights(self):
-        p = self.params[0]
-        return p.detach().numpy().copy() if self.lib is T else p.copy()
+        if self.lib is T:
+            return np.concatenate([p.detach().numpy() for p in self.params])
+        return np.concatenate(self.params)
 
 
 def observe(opt):
@@ -75,9 +89,11 @@ def observe(opt):
     return out
 
 
-def drive(lib, make, n=N, kind="sgd", metrics=None, opt_kwargs=None):
+def drive(lib, make, n=N, kind="sgd", metrics=None, opt_kwargs=None, groups=False):
     """(lrs and momenta at every step, final weights, scheduler, side) for one library."""
-    side = Side(lib, kind, **(opt_kwargs or {"momentum": 0.9} if kind == "sgd" else opt_kwargs or {}))
+    if opt_kwargs is None:
+        opt_kwargs = {"momentum": 0.9} if kind == "sgd" else {}
+    side = Side(lib, kind, groups=groups, **opt_kwargs)
     sched = make(lib, side.opt)
     trace = []
     for k in range(n):
@@ -207,30 +223,28 @@ def test_lrs_are_python_floats_like_torch():
 
 # --- state: torch's keys, bit-exact resume, loading torch's own state ----------------------
 
-def _resume(make, cut, n=N, metrics=None):
-    """Run to ``cut``, save scheduler and groups, rebuild from scratch, load, continue to n."""
-    def step(sched, k):
-        sched.step(metrics[k]) if metrics is not None else sched.step()
+def _resume(make, cut, n=N, metrics=None, groups=False):
+    """Run to ``cut``; save optimizer and scheduler; rebuild both from scratch (scheduler first,
+    as torch advises, then the optimizer's state, then the scheduler's); continue to ``n``."""
+    def run(side, sched, steps, trace):
+        for k in steps:
+            trace.append(observe(side.opt))
+            side.step(k)
+            sched.step(metrics[k]) if metrics is not None else sched.step()
 
-    first = Side(O, "sgd", momentum=0.9)
-    sched = make(O, first.opt)
     trace = []
-    for k in range(cut):
-        trace.append(observe(first.opt))
-        first.step(k)
-        step(sched, k)
-    saved_sched = sched.state_dict()
-    saved_groups = copy.deepcopy([{k: v for k, v in g.items() if k != "params"}
-                                  for g in first.opt.param_groups])
-    second = Side(O, "sgd", momentum=0.9)
-    sched2 = make(O, second.opt)  # the constructor writes the lr: restore the groups after it
-    for g, saved in zip(second.opt.param_groups, saved_groups):
-        g.update(saved)
+    first = Side(O, "sgd", groups=groups, momentum=0.9)
+    sched = make(O, first.opt)
+    run(first, sched, range(cut), trace)
+    saved_opt, saved_sched = first.opt.state_dict(), sched.state_dict()
+    second = Side(O, "sgd", groups=groups, momentum=0.9)
+    for p, saved in zip(second.params, first.params):  # the model's weights, saved apart
+        p[...] = saved
+    sched2 = make(O, second.opt)
+    second.opt.load_state_dict(saved_opt)
     sched2.load_state_dict(saved_sched)
-    for k in range(cut, n):
-        trace.append(observe(second.opt))
-        second.step(k)
-        step(sched2, k)
+    run(second, sched2, range(cut, n), trace)
+    np.testing.assert_array_equal(second.weights(), drive(O, make, n, metrics=metrics, groups=groups)[1])
     return trace
 
 
@@ -240,13 +254,87 @@ def test_state_dict_round_trip_mid_run_is_bit_exact(name):
     assert _resume(CASES[name], 437) == whole  # == on floats: bit for bit
 
 
+@pytest.mark.parametrize("name", ["OneCycleLR-three_phase", "CyclicLR-triangular2", "SequentialLR-of-chained"])
+def test_state_dict_round_trip_per_group_is_bit_exact(name):
+    assert _resume(CASES[name], 437, groups=True) == drive(O, CASES[name], groups=True)[0].tolist()
+
+
 def test_plateau_round_trip_mid_run_is_bit_exact():
     metrics = plateau_metrics()
-    def make(L, o):
-        return L.ReduceLROnPlateau(o, patience=4, cooldown=2)
 
-    whole = drive(O, make, metrics=metrics)[0].tolist()
-    assert _resume(make, 333, metrics=metrics) == whole
+    def make(L, o):
+        return L.ReduceLROnPlateau(o, patience=4, cooldown=2, min_lr=[1e-3, 1e-2])
+
+    whole = drive(O, make, metrics=metrics, groups=True)[0].tolist()
+    assert _resume(make, 333, metrics=metrics, groups=True) == whole
+
+
+# --- parameter groups: each group scheduled from its own lr, lists for per-group settings ----
+
+
+@pytest.mark.parametrize("name", list(CASES))
+def test_two_groups_match_torch(name):
+    assert compare(CASES[name], groups=True) == 0.0
+
+
+PER_GROUP = {
+    "LambdaLR": lambda L, o: L.LambdaLR(o, [lambda t: 0.999 ** t, lambda t: 1 / (1 + t / 100)]),
+    "MultiplicativeLR": lambda L, o: L.MultiplicativeLR(o, [lambda t: 0.998, lambda t: 0.99 if t % 2 else 1.0]),
+    "CyclicLR": lambda L, o: L.CyclicLR(o, [0.001, 0.01], [0.1, 0.05], 40, 60, mode="triangular2",
+                                       base_momentum=[0.8, 0.6], max_momentum=[0.9, 0.7]),
+    "OneCycleLR": lambda L, o: L.OneCycleLR(o, [0.1, 0.02], 1000, three_phase=True,
+                                           base_momentum=[0.85, 0.5], max_momentum=[0.95, 0.6]),
+    "ReduceLROnPlateau": lambda L, o: L.ReduceLROnPlateau(o, patience=3, min_lr=[1e-3, 1e-2]),
+}
+
+
+@pytest.mark.parametrize("kind", ["sgd", "adam"])
+@pytest.mark.parametrize("name", list(PER_GROUP))
+def test_per_group_settings_match_torch(name, kind):
+    metrics = plateau_metrics() if name == "ReduceLROnPlateau" else None
+    compare(PER_GROUP[name], groups=True, kind=kind, metrics=metrics,
+            opt_kwargs={"momentum": 0.9} if kind == "sgd" else {})
+
+
+@pytest.mark.parametrize("min_lr", ["scalar", "list"])
+def test_add_param_group_under_plateau_like_torch(min_lr):
+    # torch's case (issue 104361): a group added mid-run; a scalar min_lr extends to it,
+    # a list must be extended by hand, else the next reduction raises.
+    def scenario(L, side, extend=True):
+        sched = L.ReduceLROnPlateau(side.opt, patience=2, min_lr=0 if min_lr == "scalar" else [1e-5])
+        out = []
+        for k, m in enumerate([1] * 7 + [0.6] + [0.5] * 12):
+            if k == 8:
+                extra = torch.zeros(2, requires_grad=True) if L is T else np.zeros(2)
+                side.opt.add_param_group({"params": [extra], "lr": 0.05})
+                if min_lr == "list" and extend:
+                    sched.min_lrs.append(1e-6)
+            sched.step(m)
+            out.append([g["lr"] for g in side.opt.param_groups] + [0.0] * (k < 8))
+        return out
+
+    final = both(scenario, "sgd")[-1]
+    assert final[0] < 0.1 and final[1] < 0.05  # both groups reduced, the new one too
+    if min_lr == "list":
+        for lib in (T, O):
+            with pytest.raises(RuntimeError, match="number of param groups"):
+                scenario(lib, Side(lib), extend=False)
+
+
+def test_add_param_group_mid_run_like_torch():
+    # A group added later has no initial_lr; the recursive schedulers scale it from its own lr.
+    def scenario(L, side):
+        sched = L.StepLR(side.opt, 3, 0.5)
+        out = []
+        for k in range(12):
+            if k == 4:
+                extra = torch.zeros(2, requires_grad=True) if L is T else np.zeros(2)
+                side.opt.add_param_group({"params": [extra], "lr": 0.3})
+            sched.step()
+            out.append([g["lr"] for g in side.opt.param_groups] + [0.0] * (k < 4))
+        return out
+
+    both(scenario, "sgd")
 
 
 KEY_CASES = dict(CASES, **{"ReduceLROnPlateau": lambda L, o: L.ReduceLROnPlateau(o, min_lr=[1e-4])})
@@ -491,9 +579,14 @@ def test_zero_d_array_lr_is_not_aliased():
     opt.param_groups[0]["lr"] = lr  # a 0-d array lr, as torch allows a tensor lr
     sched = ok.ExponentialLR(opt, 0.5)
     assert sched.base_lrs[0] is not lr and opt.param_groups[0]["initial_lr"] is not lr
+    opt.step([np.ones(2)])
     sched.step()
     assert opt.param_groups[0]["lr"] is lr and float(lr) == 0.05  # written in place
     assert float(sched.base_lrs[0]) == 0.1 and sched.get_last_lr()[0] is not lr
+    plateau = ok.ReduceLROnPlateau(opt, patience=0)  # torch: the lr keeps its type
+    plateau.step(1.0)
+    plateau.step(2.0)
+    assert opt.param_groups[0]["lr"] is lr and float(lr) == 0.005000000000000001
 
 
 def test_cycle_momentum_needs_momentum_or_betas():
@@ -545,6 +638,58 @@ def test_members_must_share_the_optimizer():
         ok.ChainedScheduler([ok.StepLR(a, 2), ok.StepLR(b, 2)])
     with pytest.raises(ValueError, match="same optimizer"):
         ok.SequentialLR(a, [ok.StepLR(a, 2), ok.StepLR(b, 2)], [3])
+
+
+# --- torch's optimizer tests drive these scheduler combinations (scheduler_inputs), read from
+# --- the installed common_optimizers.py (it needs expecttest to import, so its source is parsed)
+
+COMMON_OPTIMIZERS = Path(torch.__file__).parent / "testing" / "_internal" / "common_optimizers.py"
+
+
+def torch_scheduler_inputs() -> dict[str, list[str]]:
+    """Each scheduler combination's source -> the optimizer classes torch runs it with."""
+    tree = ast.parse(COMMON_OPTIMIZERS.read_text())
+    found: dict[str, list[str]] = {}
+    default = None
+    for node in ast.walk(tree):
+        if isinstance(node, ast.FunctionDef) and node.name == "__init__" and default is None:
+            kwargs = [a.arg for a in node.args.kwonlyargs]
+            if "scheduler_inputs" in kwargs:
+                default = node.args.kw_defaults[kwargs.index("scheduler_inputs")]
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Call) and getattr(node.func, "id", None) == "OptimizerInfo":
+            name = node.args[0].id
+            given = [kw.value for kw in node.keywords if kw.arg == "scheduler_inputs"]
+            for combination in (given[0] if given else default).elts:
+                found.setdefault(ast.unparse(combination), []).append(name)
+    return found
+
+
+TORCH_COMBINATIONS = torch_scheduler_inputs()
+
+
+def test_torch_scheduler_inputs_were_found():
+    assert len(TORCH_COMBINATIONS) >= 8 and any("ReduceLROnPlateau" in c for c in TORCH_COMBINATIONS)
+
+
+@pytest.mark.parametrize("source", list(TORCH_COMBINATIONS))
+def test_torchs_scheduler_combinations_match_torch(source):
+    names = [n for n in TORCH_COMBINATIONS[source] if n in optimkit.OPTIMIZERS]
+    losses = [max(1.0 - 0.05 * k, 0.2) for k in range(60)]  # improves, then a plateau
+
+    def scenario(L, side):
+        schedulers = [make(side.opt) for make in eval(source, dict(vars(L)))]  # noqa: S307
+        out = []
+        for k, loss in enumerate(losses):
+            side.step(k)
+            for sched in schedulers:
+                sched.step(loss) if isinstance(sched, L.ReduceLROnPlateau) else sched.step()
+            out += observe(side.opt)
+        return out
+
+    for name in names:
+        both(scenario, name, 0.05, groups=True)
+    assert names  # every combination runs on at least one optimizer optimkit has
 
 
 # --- the closed forms in optimkit.schedules compute the same schedules ---------------------
