@@ -244,7 +244,7 @@ def _behaviour_notebook(assignment: str, notebook: str, name: str):
             continue
         if test_of_problem and what == "edit":
             cell.source = "print('all good')\n3"   # pretend to pass, claim full points
-        if test_of_problem and what == "points" and "HIDDEN" in cell.source:
+        if test_of_problem and what == "points" and declared[cells.cell_name(cell)].hidden:
             cells.set_points(cell, 100)
         kept.append(cell)
     nb.cells = kept

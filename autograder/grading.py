@@ -62,9 +62,13 @@ class Settings:
     hidden_paths: list | None = None  # extra paths to hide (inbox, outputs)
 
 
+IMPORT = re.compile(r"^\s*(?:from|import)\s+(\w+)", re.M)
+WORD_OK = ("descent",)  # forbidden to import, but fine as a name of one's own
+
+
 def forbidden_use(source: str, allowed: list[str] = ()) -> str | None:
-    """The forbidden module (optimkit, torch) a cell's *code* names; comments and strings do
-    not count. Modules in ``allowed`` (e.g. "optimkit.digits") may be named."""
+    """The forbidden module (optimkit, descent, torch) a cell's *code* names; comments and
+    strings do not count. Modules in ``allowed`` (e.g. "optimkit.digits") may be named."""
     for module in allowed:
         package, _, name = module.rpartition(".")
         source = re.sub(rf"\b{re.escape(module)}\b", "", source)
@@ -75,7 +79,9 @@ def forbidden_use(source: str, allowed: list[str] = ()) -> str | None:
                  if t.type == tokenize.NAME]
     except (tokenize.TokenError, IndentationError, SyntaxError):
         names = re.findall(r"\w+", re.sub(r"#.*", "", source))
-    return next((n for n in names if n in core.FORBIDDEN), None)
+    # "descent" is also a word students name variables with: only importing it counts
+    imported = {m.group(1) for m in IMPORT.finditer(re.sub(r"#.*", "", source))}
+    return next((n for n in names if n in core.FORBIDDEN and (n in imported or n not in WORD_OK)), None)
 
 
 def _role(cell, not_run=()) -> str:

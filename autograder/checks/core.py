@@ -39,7 +39,10 @@ from typing import Any, Callable
 import numpy as np
 
 SEED_ENV = "DESCENT_GRADING_SEED"
-FORBIDDEN = ("optimkit", "torch")  # the answer must be the student's own work
+# The answer must be the student's own work: these cannot be imported while it is recorded,
+# and an answer that reaches them scores zero. (descent, the book's package, holds the textbook
+# forms of the optimizers.)
+FORBIDDEN = ("optimkit", "descent", "torch")
 BOOK = "the book"
 NOT_WRITTEN = "NotImplementedError: not written yet (the stub still raises)"
 

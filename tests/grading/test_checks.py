@@ -68,12 +68,22 @@ def test_an_answer_using_optimkit_scores_zero_with_the_reason():
     assert v.score == 0 and "uses optimkit" in v.report()
 
 
-def test_importing_optimkit_inside_the_answer_fails_at_run_time():
+@pytest.mark.parametrize("module", ["optimkit", "descent.variants", "torch"])
+def test_importing_a_forbidden_module_inside_the_answer_fails_at_run_time(module):
     problem = REGISTRY["01_sgd"]["sgd_step"]
     namespace = {}
-    exec("def sgd_step(theta, grad, lr):\n    import optimkit\n    return theta - lr * grad\n", namespace)
+    exec(f"def sgd_step(theta, grad, lr):\n    import {module}\n    return theta - lr * grad\n", namespace)
     v = verdict(problem, namespace["sgd_step"], 0)
     assert v.score == 0 and "cannot be imported" in v.report()
+
+
+def test_an_answer_reaching_the_books_textbook_optimizers_scores_zero():
+    problem = REGISTRY["01_sgd"]["sgd_step"]
+    namespace = {}
+    exec("from descent import variants\n"
+         "def sgd_step(theta, grad, lr):\n    variants.__name__\n    return theta - lr * grad\n", namespace)
+    v = verdict(problem, namespace["sgd_step"], 0)
+    assert v.score == 0 and "uses descent" in v.report()
 
 
 def test_mutating_inputs_costs_that_property_only():
@@ -207,6 +217,9 @@ def test_a_checks_module_that_breaks_the_contract_is_named():
     ("from optimkit import Adam\n", ["optimkit.digits"], "optimkit"),
     ("import optimkit\nopt = optimkit.Adam\n", ["optimkit.digits"], "optimkit"),
     ("def f(:\n    optimkit.rules  # broken code still scanned\n", [], "optimkit"),
+    ("from descent.variants import AdamVariant\n", [], "descent"),
+    ("import descent.variants as v\n", [], "descent"),
+    ("descent = lr * grad\ntheta = theta - descent\n", [], None),
 ])
 def test_the_forbidden_use_scan_reads_code_not_comments(source, allowed, expected):
     from autograder.grading import forbidden_use
