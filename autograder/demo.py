@@ -193,6 +193,9 @@ seen = [os.path.join(d, f) for d, _, files in os.walk("/")
 print("files of the grader's found:", len(seen), seen[:5])
 for path in ("/var/tmp", "/root", "/home", "/work", os.path.expanduser("~"), "/etc"):
     print(path, "->", sorted(os.listdir(path))[:5] if os.path.isdir(path) else "absent")
+import gc
+plans = [o for o in gc.get_objects() if isinstance(o, dict) and "cells" in o and "assignment" in o]
+print("plans in memory:", len(plans), "holding a seed:", sum("seed" in p for p in plans))
 """, "solution", "", "answer"),
 }
 # Edits to the notebook itself rather than to an answer: (what, the answer's grade).

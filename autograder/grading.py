@@ -122,9 +122,9 @@ def make_plan(nb, assignment: str, settings: Settings) -> dict:
             else:
                 entry["source"] = cells.visible_part(cell.source)
         plan_cells.append(entry)
-    return {"assignment": assignment, "checks_module": checks.of(assignment).module.__name__,
-            "seed": settings.seed, "cells": plan_cells, "cell_timeout": settings.limits.cell_timeout,
-            "allowed_imports": checks.of(assignment).allowed_imports}
+    # Sent into the sandbox: no seed, no reference, nothing but what the runner needs.
+    return {"assignment": assignment, "cells": plan_cells,
+            "cell_timeout": settings.limits.cell_timeout, "allowed_imports": checks.of(assignment).allowed_imports}
 
 
 class RemoteFunction:
@@ -314,26 +314,6 @@ def run_in_sandbox(plan: dict, settings: Settings, problems: dict | None = None)
 def _summarize(log_tail: str) -> str:
     lines = [line for line in log_tail.strip().splitlines() if line.strip()]
     return lines[-1][:200] if lines else "it crashed or hit a resource limit (memory, processes or file size)"
-
-
-def _read_results(path: Path):
-    records, started, done = {}, set(), False
-    if not path.exists():
-        return records, started, done
-    for line in path.read_text(errors="replace").splitlines():
-        try:
-            item = json.loads(line)
-        except json.JSONDecodeError:
-            continue
-        if not isinstance(item, dict):
-            continue
-        if item.get("done") is True:
-            done = True
-        elif item.get("started") is True and isinstance(item.get("id"), str):
-            started.add(item["id"])
-        elif isinstance(item.get("id"), str) and "role" in item:
-            records[item["id"]] = item
-    return records, started, done
 
 
 def replay_visible(source: str, calls: dict, setup: list[str]) -> str | None:

@@ -161,6 +161,8 @@ def test_nothing_of_the_graders_is_visible(corpus_run, assignment):
     assert "files of the grader's found: 0 []" in printed, printed
     for path in ("/var/tmp", "/home", "/work", "/etc"):
         assert f"{path} -> absent" in printed, printed
+    # The runner's plan is in the sandbox's memory (the search finds it), and holds no seed.
+    assert "plans in memory: 1 holding a seed: 0" in printed, printed
 
 
 @pytest.mark.parametrize("assignment", ASSIGNMENTS)
