@@ -196,6 +196,7 @@ for path in ("/var/tmp", "/root", "/home", "/work", os.path.expanduser("~"), "/e
 import gc
 plans = [o for o in gc.get_objects() if isinstance(o, dict) and "cells" in o and "assignment" in o]
 print("plans in memory:", len(plans), "holding a seed:", sum("seed" in p for p in plans))
+print("seed in the environment:", "DESCENT_GRADING_SEED" in os.environ)
 """, "solution", "", "answer"),
 }
 # Edits to the notebook itself rather than to an answer: (what, the answer's grade).

@@ -19,6 +19,7 @@ import nbformat
 import pytest
 
 from autograder import demo, sandbox
+from autograder.checks import core
 
 ROOT = Path(__file__).resolve().parents[2]
 SEED = 20261123
@@ -163,6 +164,7 @@ def test_nothing_of_the_graders_is_visible(corpus_run, assignment):
         assert f"{path} -> absent" in printed, printed
     # The runner's plan is in the sandbox's memory (the search finds it), and holds no seed.
     assert "plans in memory: 1 holding a seed: 0" in printed, printed
+    assert "seed in the environment: False" in printed and core.SEED_ENV == "DESCENT_GRADING_SEED"
 
 
 @pytest.mark.parametrize("assignment", ASSIGNMENTS)
