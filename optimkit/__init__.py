@@ -20,7 +20,7 @@ optimkit imports NumPy only and draws nothing; the book's figures are in the pac
 """
 
 from . import landscapes, rules, schedules
-from . import lr_scheduler  # torch.optim.lr_scheduler's classes, stepping these optimizers
+from . import lr_scheduler, swa_utils  # torch.optim's schedulers and weight averaging
 from .clipping import clip_grad_norm, clip_grad_value
 from .optim import OPTIMIZERS, SGD, Adagrad, Adam, AdamW, NAdam, Optimizer, RAdam, RMSprop
 

@@ -23,7 +23,8 @@ current parameters, and ``step`` returns that loss.
 
 A gradient of ``None`` skips its array, as torch skips a parameter whose
 ``.grad`` is ``None``. NaN or infinite gradients are *not* caught: as in torch,
-they propagate into that array and its state (and only that one). Guard with
+they propagate into that array and its state (and only that one; Rprop, which reads signs
+only, leaves a NaN element where it is, as torch's does). Guard with
 ``optimkit.clip_grad_norm(grads, max_norm, error_if_nonfinite=True)``.
 """
 
@@ -434,4 +435,107 @@ class RAdam(Optimizer):
                             maximize=group["maximize"])
 
 
-OPTIMIZERS = {cls.__name__: cls for cls in (SGD, Adagrad, RMSprop, Adam, AdamW, NAdam, RAdam)}
+class Adamax(Optimizer):
+    """Adamax, as ``torch.optim.Adamax``. Update rule: :func:`optimkit.rules.adamax_update`."""
+
+    def __init__(self, params, lr=2e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.0,
+                 foreach=None, *, maximize=False, differentiable=False, capturable=False):
+        super().__init__(params, dict(lr=lr, betas=rules.check_betas(betas), eps=eps,
+                                      weight_decay=weight_decay, foreach=foreach,
+                                      maximize=maximize, differentiable=differentiable,
+                                      capturable=capturable))
+
+    def _check(self, group):
+        rules.check_common(group["lr"], group["weight_decay"])
+        rules.check_betas(group["betas"])
+        validate.non_negative("eps", group["eps"])
+
+    def _init_state(self, p, group):
+        return {"step": 0, "exp_avg": _zeros(p), "exp_inf": _zeros(p)}
+
+    def _update(self, p, g, state, group):
+        rules.adamax_kernel(p, g, state["exp_avg"], state["exp_inf"], t=state["step"],
+                            lr=group["lr"], betas=group["betas"], eps=group["eps"],
+                            weight_decay=group["weight_decay"], maximize=group["maximize"])
+
+
+class Adadelta(Optimizer):
+    """Adadelta, as ``torch.optim.Adadelta``. Update rule: :func:`optimkit.rules.adadelta_update`."""
+
+    def __init__(self, params, lr=1.0, rho=0.9, eps=1e-6, weight_decay=0.0, foreach=None, *,
+                 capturable=False, maximize=False, differentiable=False):
+        super().__init__(params, dict(lr=lr, rho=rho, eps=eps, weight_decay=weight_decay,
+                                      foreach=foreach, capturable=capturable, maximize=maximize,
+                                      differentiable=differentiable))
+
+    def _check(self, group):
+        rules.check_common(group["lr"], group["weight_decay"])
+        validate.in_unit_interval("rho", group["rho"], closed_right=True)
+        validate.non_negative("eps", group["eps"])
+
+    def _init_state(self, p, group):
+        return {"step": 0, "square_avg": _zeros(p), "acc_delta": _zeros(p)}
+
+    def _update(self, p, g, state, group):
+        rules.adadelta_kernel(p, g, state["square_avg"], state["acc_delta"], lr=group["lr"],
+                              rho=group["rho"], eps=group["eps"],
+                              weight_decay=group["weight_decay"], maximize=group["maximize"])
+
+
+class Rprop(Optimizer):
+    """Rprop, as ``torch.optim.Rprop``. Update rule: :func:`optimkit.rules.rprop_update`.
+
+    ``lr`` is each element's first step size; a scheduler writing it later changes nothing
+    (as in torch)."""
+
+    def __init__(self, params, lr=1e-2, etas=(0.5, 1.2), step_sizes=(1e-6, 50), *,
+                 capturable=False, foreach=None, maximize=False, differentiable=False):
+        super().__init__(params, dict(lr=lr, etas=etas, step_sizes=step_sizes,
+                                      foreach=foreach, maximize=maximize,
+                                      differentiable=differentiable, capturable=capturable))
+
+    def _check(self, group):
+        validate.non_negative("lr", group["lr"])
+        validate.rprop_etas(group["etas"])
+        validate.rprop_step_sizes(group["step_sizes"])
+
+    def _init_state(self, p, group):
+        return {"step": 0, "prev": _zeros(p), "step_size": np.full_like(p, group["lr"])}
+
+    def _update(self, p, g, state, group):
+        rules.rprop_kernel(p, g, state["prev"], state["step_size"], etas=group["etas"],
+                           step_sizes=group["step_sizes"], maximize=group["maximize"])
+
+
+class ASGD(Optimizer):
+    """Averaged SGD, as ``torch.optim.ASGD``. Update rule: :func:`optimkit.rules.asgd_update`.
+
+    The average of the iterates is ``state[i]["ax"]``."""
+
+    def __init__(self, params, lr=1e-2, lambd=1e-4, alpha=0.75, t0=1e6, weight_decay=0.0,
+                 foreach=None, maximize=False, differentiable=False, capturable=False):
+        super().__init__(params, dict(lr=lr, lambd=lambd, alpha=alpha, t0=t0,
+                                      weight_decay=weight_decay, foreach=foreach,
+                                      maximize=maximize, differentiable=differentiable,
+                                      capturable=capturable))
+
+    def _check(self, group):
+        rules.check_common(group["lr"], group["weight_decay"])
+        validate.non_negative("lambd", group["lambd"])
+        validate.finite("alpha", group["alpha"])
+        validate.finite("t0", group["t0"])
+
+    def _init_state(self, p, group):
+        return {"step": 0, "eta": float(group["lr"]), "mu": 1.0, "ax": _zeros(p)}
+
+    def _update(self, p, g, state, group):
+        rules.asgd_kernel(p, g, state["ax"], eta=state["eta"], mu=state["mu"],
+                          lambd=group["lambd"], weight_decay=group["weight_decay"],
+                          maximize=group["maximize"])
+        state["eta"], state["mu"] = rules.asgd_schedule(
+            state["step"], lr=group["lr"], lambd=group["lambd"], alpha=group["alpha"],
+            t0=group["t0"])
+
+
+OPTIMIZERS = {cls.__name__: cls for cls in (SGD, Adagrad, RMSprop, Adam, AdamW, NAdam, RAdam,
+                                             Adamax, Adadelta, Rprop, ASGD)}

@@ -499,3 +499,254 @@ def radam_update(grads, state: RAdamState, params, *, lr=1e-3, betas=(0.9, 0.999
                       weight_decay=weight_decay, decoupled=decoupled_weight_decay,
                       maximize=maximize)
     return params, RAdamState(step=t, m=m, v=v)
+
+
+# ---------------------------------------------------------------------------
+# Adamax
+# ---------------------------------------------------------------------------
+
+def adamax_kernel(p, g, m, u, *, t, lr, betas, eps, weight_decay, maximize):
+    """One Adamax step on one array, in place on ``p``, ``m`` and ``u`` (the infinity norm)."""
+    beta1, beta2 = betas
+    if maximize:
+        g = -g
+    g = decay_or_couple(p, g, lr, weight_decay, decoupled=False)
+    update_moment(m, g, beta1)
+    u *= beta2
+    np.maximum(u, np.abs(g) + eps, out=u)  # eps inside the max, so u > 0 from the first step
+    p -= (lr / bias_correction(beta1, t)) * m / u
+
+
+class AdamaxState(NamedTuple):
+    step: int
+    m: Arrays  # first moment, "exp_avg" in torch
+    u: Arrays  # exponentially weighted infinity norm, "exp_inf" in torch
+
+
+def adamax_init(params) -> AdamaxState:
+    return AdamaxState(step=0, m=[np.zeros_like(p) for p in params],
+                       u=[np.zeros_like(p) for p in params])
+
+
+def adamax_update(grads, state: AdamaxState, params, *, lr=2e-3, betas=(0.9, 0.999), eps=1e-8,
+                  weight_decay=0.0, maximize=False):
+    r"""Adamax (Adam with the infinity norm), as ``torch.optim.Adamax``.
+
+    .. math::
+
+        \begin{aligned}
+            &\hspace{5mm}if \: \lambda \neq 0                                                    \\
+            &\hspace{10mm} g_t \leftarrow g_t + \lambda  \theta_{t-1}                            \\
+            &\hspace{5mm}m_t      \leftarrow   \beta_1 m_{t-1} + (1 - \beta_1) g_t               \\
+            &\hspace{5mm}u_t      \leftarrow   \mathrm{max}(\beta_2 u_{t-1}, |g_{t}|+\epsilon)   \\
+            &\hspace{5mm}\theta_t \leftarrow \theta_{t-1} - \frac{\gamma m_t}{(1-\beta^t_1) u_t}
+        \end{aligned}
+
+    :math:`\gamma` is ``lr``; :math:`m_0 = u_0 = 0`.
+    """
+    check_common(lr, weight_decay)
+    check_betas(betas)
+    validate.non_negative("eps", eps)
+    params = _copy(validate.float_params(params))
+    grads = validate.grads_like(grads, params)
+    t = state.step + 1
+    m, u = _copy(state.m), _copy(state.u)
+    for p, g, m_i, u_i in zip(params, grads, m, u):
+        adamax_kernel(p, np.asarray(g), m_i, u_i, t=t, lr=lr, betas=betas, eps=eps,
+                      weight_decay=weight_decay, maximize=maximize)
+    return params, AdamaxState(step=t, m=m, u=u)
+
+
+# ---------------------------------------------------------------------------
+# Adadelta
+# ---------------------------------------------------------------------------
+
+def adadelta_kernel(p, g, v, u, *, lr, rho, eps, weight_decay, maximize):
+    """One Adadelta step on one array, in place on ``p``, ``v`` (g²) and ``u`` (Δx²)."""
+    if maximize:
+        g = -g
+    g = decay_or_couple(p, g, lr, weight_decay, decoupled=False)
+    update_moment(v, g, rho, order=2)
+    delta = np.sqrt(u + eps) / np.sqrt(v + eps) * g  # eps inside both roots
+    update_moment(u, delta, rho, order=2)
+    p -= lr * delta
+
+
+class AdadeltaState(NamedTuple):
+    step: int
+    v: Arrays  # moving average of g², "square_avg" in torch
+    u: Arrays  # moving average of the squared steps, "acc_delta" in torch
+
+
+def adadelta_init(params) -> AdadeltaState:
+    return AdadeltaState(step=0, v=[np.zeros_like(p) for p in params],
+                         u=[np.zeros_like(p) for p in params])
+
+
+def adadelta_update(grads, state: AdadeltaState, params, *, lr=1.0, rho=0.9, eps=1e-6,
+                    weight_decay=0.0, maximize=False):
+    r"""Adadelta, as ``torch.optim.Adadelta``.
+
+    .. math::
+
+        \begin{aligned}
+            &\hspace{5mm}if \: \lambda \neq 0                                                    \\
+            &\hspace{10mm} g_t \leftarrow g_t + \lambda  \theta_{t-1}                            \\
+            &\hspace{5mm} v_t      \leftarrow v_{t-1} \rho + g^2_t (1 - \rho)                    \\
+            &\hspace{5mm}\Delta x_t    \leftarrow   \frac{\sqrt{u_{t-1} +
+                \epsilon }}{ \sqrt{v_t + \epsilon}  }g_t \hspace{21mm}                           \\
+            &\hspace{5mm} u_t  \leftarrow   u_{t-1}  \rho +
+                 \Delta x^2_t  (1 - \rho)                                                        \\
+            &\hspace{5mm}\theta_t      \leftarrow   \theta_{t-1} - \gamma  \Delta x_t
+        \end{aligned}
+
+    :math:`\gamma` is ``lr`` (1 by default: Adadelta's step has the units of θ on its own).
+    """
+    check_common(lr, weight_decay)
+    validate.in_unit_interval("rho", rho, closed_right=True)
+    validate.non_negative("eps", eps)
+    params = _copy(validate.float_params(params))
+    grads = validate.grads_like(grads, params)
+    v, u = _copy(state.v), _copy(state.u)
+    for p, g, v_i, u_i in zip(params, grads, v, u):
+        adadelta_kernel(p, np.asarray(g), v_i, u_i, lr=lr, rho=rho, eps=eps,
+                        weight_decay=weight_decay, maximize=maximize)
+    return params, AdadeltaState(step=state.step + 1, v=v, u=u)
+
+
+# ---------------------------------------------------------------------------
+# Rprop
+# ---------------------------------------------------------------------------
+
+def torch_sign(x):
+    """``torch.sign``: the sign of each element, and 0 for NaN (NumPy's ``sign`` gives NaN)."""
+    return np.sign(np.nan_to_num(x, nan=0.0))
+
+
+def rprop_kernel(p, g, prev, step_size, *, etas, step_sizes, maximize):
+    """One Rprop step on one array, in place on ``p``, ``prev`` and ``step_size``."""
+    etaminus, etaplus = etas
+    if maximize:
+        g = -g
+    sign = torch_sign(g * prev)
+    factor = np.where(sign > 0, etaplus, np.where(sign < 0, etaminus, 1.0))
+    step_size *= factor
+    np.clip(step_size, step_sizes[0], step_sizes[1], out=step_size)
+    g = np.where(sign < 0, 0.0, g)  # after a sign change: no step, and no change next time
+    p -= torch_sign(g) * step_size  # so a NaN gradient element moves nothing, as in torch
+    prev[...] = g
+
+
+class RpropState(NamedTuple):
+    step: int
+    prev: Arrays       # the previous (possibly zeroed) gradient
+    step_size: Arrays  # one step size per element
+
+
+def rprop_init(params, lr=1e-2) -> RpropState:
+    validate.non_negative("lr", lr)
+    return RpropState(step=0, prev=[np.zeros_like(p) for p in params],
+                      step_size=[np.full_like(p, lr) for p in params])
+
+
+def rprop_update(grads, state: RpropState, params, *, etas=(0.5, 1.2), step_sizes=(1e-6, 50),
+                 maximize=False):
+    r"""Rprop (resilient backpropagation), as ``torch.optim.Rprop``: only the sign of each
+    gradient element is used, with a step size per element that grows while the sign holds.
+
+    .. math::
+
+        \begin{aligned}
+            &\hspace{5mm} \textbf{for} \text{  } i = 0, 1, \ldots, d-1 \: \mathbf{do}            \\
+            &\hspace{10mm}  \textbf{if} \:   g^i_{prev} g^i_t  > 0                               \\
+            &\hspace{15mm}  \eta^i_t \leftarrow \mathrm{min}(\eta^i_{t-1} \eta_{+},
+                \Gamma_{max})                                                                    \\
+            &\hspace{10mm}  \textbf{else if}  \:  g^i_{prev} g^i_t < 0                           \\
+            &\hspace{15mm}  \eta^i_t \leftarrow \mathrm{max}(\eta^i_{t-1} \eta_{-},
+                \Gamma_{min})                                                                    \\
+            &\hspace{15mm}  g^i_t \leftarrow 0                                                   \\
+            &\hspace{10mm}  \textbf{else}  \:                                                    \\
+            &\hspace{15mm}  \eta^i_t \leftarrow \eta^i_{t-1}                                     \\
+            &\hspace{5mm}\theta_t \leftarrow \theta_{t-1}- \eta_t \mathrm{sign}(g_t)             \\
+            &\hspace{5mm}g_{prev} \leftarrow  g_t
+        \end{aligned}
+
+    The step sizes start at ``lr`` (:func:`rprop_init`); later values of ``lr`` are not used.
+    """
+    etas = validate.rprop_etas(etas)
+    step_sizes = validate.rprop_step_sizes(step_sizes)
+    params = _copy(validate.float_params(params))
+    grads = validate.grads_like(grads, params)
+    prev, sizes = _copy(state.prev), _copy(state.step_size)
+    for p, g, prev_i, size_i in zip(params, grads, prev, sizes):
+        rprop_kernel(p, np.asarray(g), prev_i, size_i, etas=etas, step_sizes=step_sizes,
+                     maximize=maximize)
+    return params, RpropState(step=state.step + 1, prev=prev, step_size=sizes)
+
+
+# ---------------------------------------------------------------------------
+# ASGD
+# ---------------------------------------------------------------------------
+
+def asgd_schedule(t, *, lr, lambd, alpha, t0):
+    r"""ASGD's step size and averaging weight after step ``t``:
+    :math:`\eta_t = \gamma / (1 + \lambda\gamma t)^{\alpha}`, :math:`\mu_t = 1/\max(1, t - t_0)`."""
+    return lr / ((1 + lambd * lr * t) ** alpha), 1 / max(1, t - t0)
+
+
+def asgd_kernel(p, g, ax, *, eta, mu, lambd, weight_decay, maximize):
+    """One ASGD step on one array with this step's ``eta`` and ``mu``, in place on ``p`` and
+    ``ax`` (the running average of the iterates)."""
+    if maximize:
+        g = -g
+    g = decay_or_couple(p, g, eta, weight_decay, decoupled=False)
+    p *= 1 - lambd * eta
+    p -= eta * g
+    if mu != 1:
+        ax += (p - ax) * mu
+    else:  # mu = 1 until t0 steps have passed: the "average" is the last iterate
+        ax[...] = p
+
+
+class ASGDState(NamedTuple):
+    step: int
+    eta: float  # the step size this step uses
+    mu: float   # the averaging weight this step uses
+    ax: Arrays  # the averaged parameters (read them for the ASGD estimate)
+
+
+def asgd_init(params, lr=1e-2) -> ASGDState:
+    validate.non_negative("lr", lr)
+    return ASGDState(step=0, eta=float(lr), mu=1.0, ax=[np.zeros_like(p) for p in params])
+
+
+def asgd_update(grads, state: ASGDState, params, *, lr=1e-2, lambd=1e-4, alpha=0.75, t0=1e6,
+                weight_decay=0.0, maximize=False):
+    r"""Averaged SGD (Polyak and Juditsky), as ``torch.optim.ASGD``.
+
+    torch's documentation gives no formulas; its code does, per step :math:`t`:
+
+    .. math::
+
+        \theta_t &= (1 - \lambda\eta_{t-1})\,\theta_{t-1} - \eta_{t-1}\, g_t \\
+        \bar\theta_t &= \bar\theta_{t-1} + \mu_{t-1}\,(\theta_t - \bar\theta_{t-1}) \\
+        \eta_t &= \frac{\gamma}{(1 + \lambda\gamma t)^{\alpha}}, \qquad
+        \mu_t = \frac{1}{\max(1,\, t - t_0)}
+
+    with :math:`\eta_0 = \gamma` (``lr``), :math:`\mu_0 = 1`, and L2 weight decay added to
+    :math:`g_t`. The average :math:`\bar\theta` (``ax``) is the estimate ASGD returns; the
+    parameters themselves follow plain decayed SGD.
+    """
+    check_common(lr, weight_decay)
+    validate.non_negative("lambd", lambd)
+    validate.finite("alpha", alpha)
+    validate.finite("t0", t0)
+    params = _copy(validate.float_params(params))
+    grads = validate.grads_like(grads, params)
+    t = state.step + 1
+    ax = _copy(state.ax)
+    for p, g, ax_i in zip(params, grads, ax):
+        asgd_kernel(p, np.asarray(g), ax_i, eta=state.eta, mu=state.mu, lambd=lambd,
+                    weight_decay=weight_decay, maximize=maximize)
+    eta, mu = asgd_schedule(t, lr=lr, lambd=lambd, alpha=alpha, t0=t0)
+    return params, ASGDState(step=t, eta=eta, mu=mu, ax=ax)

@@ -285,3 +285,30 @@ def turned_on_mid_run(name: str, option: str, key: str, index: int, state: dict)
         f"{name}: {option} was turned on after params[{index}] took {state['step']} step(s) "
         f"without it, so there is no {key!r} for it (torch fails with KeyError: {key!r}); "
         f"choose {option} before the first step, or start a new optimizer")
+
+
+def pair(name: str, value) -> tuple:
+    """Two entries, as a tuple."""
+    try:
+        first, second = value
+    except (TypeError, ValueError):
+        raise ValueError(f"{name} must be a pair, got {value!r}") from None
+    return first, second
+
+
+def rprop_etas(etas) -> tuple[float, float]:
+    """Rprop's ``(etaminus, etaplus)`` with 0 < etaminus < 1 < etaplus."""
+    minus, plus = pair("etas", etas)
+    minus, plus = finite("etas[0]", minus), finite("etas[1]", plus)
+    if not 0.0 < minus < 1.0 < plus:
+        raise ValueError(f"etas must satisfy 0 < etaminus < 1 < etaplus, got {etas!r}")
+    return minus, plus
+
+
+def rprop_step_sizes(step_sizes) -> tuple[float, float]:
+    """Rprop's ``(min, max)`` step sizes with 0 <= min <= max."""
+    low, high = pair("step_sizes", step_sizes)
+    low, high = non_negative("step_sizes[0]", low), non_negative("step_sizes[1]", high)
+    if low > high:
+        raise ValueError(f"step_sizes must be (min, max) with min <= max, got {step_sizes!r}")
+    return low, high

@@ -86,6 +86,13 @@ CONFIGS = [
     ("AdamW", dict(lr=0.01, weight_decay=0.1), rules.adamw_init, rules.adamw_update),
     ("NAdam", dict(lr=0.01), rules.nadam_init, rules.nadam_update),
     ("RAdam", dict(lr=0.01), rules.radam_init, rules.radam_update),
+    ("Adamax", dict(lr=0.01, weight_decay=0.1), rules.adamax_init, rules.adamax_update),
+    ("Adadelta", dict(lr=0.5, rho=0.8, weight_decay=0.01), rules.adadelta_init,
+     rules.adadelta_update),
+    ("Rprop", dict(lr=0.01, etas=(0.4, 1.3)), lambda p: rules.rprop_init(p, lr=0.01),
+     lambda g, s, p, lr, **kw: rules.rprop_update(g, s, p, **kw)),  # lr: the first step sizes
+    ("ASGD", dict(lr=0.05, lambd=0.01, t0=10), lambda p: rules.asgd_init(p, lr=0.05),
+     rules.asgd_update),
 ]
 
 
@@ -159,6 +166,12 @@ BAD_ARGS = [
     ("Adagrad", dict(initial_accumulator_value=-1), "initial_accumulator_value"),
     ("RMSprop", dict(alpha=-0.1), "alpha"),
     ("RMSprop", dict(eps=0), "eps"),
+    ("Adamax", dict(betas=(0.9, 1.0)), r"betas\[1\]"),
+    ("Adamax", dict(eps=-1e-8), "eps"),
+    ("Adadelta", dict(rho=1.5), "rho"),
+    ("Rprop", dict(etas=(1.0, 0.5)), "etas"),
+    ("Rprop", dict(step_sizes=(1.0, 0.5)), "step_sizes"),
+    ("ASGD", dict(lambd=-1.0), "lambd"),
 ]
 
 
@@ -255,3 +268,50 @@ def test_radam_rectifier_is_none_until_rho_exceeds_five_then_rises_to_one():
     assert all(r is None for r in values[:first - 1]) and rules.radam_rho(first - 1, 0.999)[0] <= 5
     tail = values[first - 1:]
     assert all(0 < a < b < 1 for a, b in zip(tail, tail[1:]))
+
+
+# --- Adamax, Rprop, ASGD: what their definitions promise -------------------------------------
+
+@settings(max_examples=40, deadline=None)
+@given(seed=seeds, beta2=st.floats(0.0, 0.999), eps=st.floats(0.0, 1e-2))
+def test_adamax_u_is_the_decayed_max_of_gradient_magnitudes(seed, beta2, eps):
+    # u_t = max(beta2 u_{t-1}, |g_t| + eps) unrolls to max_s beta2^(t-s) (|g_s| + eps): the
+    # p -> infinity limit of Adam's p-norm average, Kingma and Ba's definition of Adamax.
+    params = start(seed, SHAPES)
+    state = rules.adamax_init(params)
+    history = stream(seed, SHAPES, 25)
+    for grads in history:
+        params, state = rules.adamax_update(grads, state, params, betas=(0.9, beta2), eps=eps)
+    t = len(history)
+    for i in range(len(SHAPES)):
+        unrolled = np.max([beta2 ** (t - s) * (np.abs(grads[i]) + eps)
+                           for s, grads in enumerate(history, start=1)], axis=0)
+        np.testing.assert_allclose(state.u[i], unrolled, rtol=1e-12, atol=0)
+
+
+@settings(max_examples=40, deadline=None)
+@given(seed=seeds, lr=st.floats(1e-4, 1.0))
+def test_rprop_moves_each_element_by_its_step_size_or_not_at_all(seed, lr):
+    params = start(seed, SHAPES)
+    state = rules.rprop_init(params, lr=lr)
+    for grads in stream(seed, SHAPES, 20):
+        new, new_state = rules.rprop_update(grads, state, params, step_sizes=(1e-3, 0.5))
+        for p, q, size in zip(params, new, new_state.step_size):
+            assert np.all((1e-3 <= size) & (size <= 0.5))
+            moved = np.abs(q - p)
+            assert np.all(np.isclose(moved, size, rtol=1e-12) | (moved == 0))
+        params, state = new, new_state
+
+
+def test_asgd_average_is_the_mean_of_the_iterates_after_t0():
+    # Step t uses mu = 1 / max(1, t - 1 - t0): ax is the last iterate up to step t0 + 2, then the
+    # running mean of the iterates from that step on.
+    params, t0 = start(5, SHAPES), 3
+    state = rules.asgd_init(params, lr=0.05)
+    iterates = []
+    for grads in stream(5, SHAPES, 30):
+        params, state = rules.asgd_update(grads, state, params, lr=0.05, t0=t0)
+        iterates.append([p.copy() for p in params])
+    for i in range(len(SHAPES)):
+        mean = np.mean([it[i] for it in iterates[t0 + 1:]], axis=0)  # steps t0 + 2, ...: ax = their mean
+        np.testing.assert_allclose(state.ax[i], mean, rtol=1e-12, atol=1e-14)

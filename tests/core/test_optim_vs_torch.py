@@ -151,7 +151,11 @@ def to_numpy(kwargs):
 def test_matches_torch(name, kwargs, seed, scheduled):
     worst, _, ours, theirs, tparams = run_both(name, kwargs, seed=seed, scheduled=scheduled)
     assert worst <= 1, f"{name}{kwargs}: |ours - torch| reached {worst:.3g} x the tolerance"
-    # The state agrees too (same keys as torch, same values).
+    assert_same_state(name, ours, theirs, tparams)
+
+
+def assert_same_state(name, ours, theirs, tparams):
+    """The state agrees too: every key torch keeps, with the same values."""
     for i, tp in enumerate(tparams):
         for key, value in theirs.state[tp].items():
             if key == "step":
@@ -244,8 +248,9 @@ def test_torch_configurations(name, desc, seed):
     at a constant lr, and as group 0 of two groups (group 1: half the lr, another weight decay)
     under a schedule writing each group's lr."""
     kwargs = config(name, desc)
-    worst, rel, *_ = run_both(name, kwargs, seed=seed)
+    worst, rel, ours, theirs, tparams = run_both(name, kwargs, seed=seed)
     assert worst <= 1, f"{name} {desc!r}: {worst:.3g} x the tolerance (relative error {rel:.2e})"
+    assert_same_state(name, ours, theirs, tparams)
     worst, rel, *_ = run_both(name, kwargs, seed=seed + 10, scheduled=True,
                               groups=two_groups(name, kwargs))
     assert worst <= 1, f"{name} {desc!r} in groups: {worst:.3g} x the tolerance ({rel:.2e})"
@@ -261,6 +266,10 @@ NEGATIVE_CONTROLS = [
     ("AdamW", dict(weight_decay=0.1), dict(weight_decay=0.1 * (1 + 1e-4))),
     ("NAdam", dict(momentum_decay=6e-3), dict(momentum_decay=6e-3 * (1 + 1e-5))),
     ("RAdam", {}, dict(betas=(0.9, 0.999 * (1 + 1e-7)))),
+    ("Adamax", {}, dict(betas=(0.9 * (1 + 1e-6), 0.999))),
+    ("Adadelta", {}, dict(rho=0.9 * (1 + 1e-6))),
+    ("Rprop", {}, dict(etas=(0.5, 1.2 * (1 + 1e-6)))),
+    ("ASGD", {}, dict(alpha=0.75 * (1 + 1e-2))),
 ]
 
 
@@ -290,7 +299,8 @@ def test_defaults_match_torch(name):
 
 @pytest.mark.parametrize("name", list(optimkit.OPTIMIZERS))
 def test_nan_gradient_propagates_like_torch(name):
-    """Documented behaviour: a NaN gradient poisons its own array (and only it), as in torch."""
+    """Documented behaviour: a NaN gradient poisons its own array (and only it), as in torch
+    (Rprop, which reads only its sign, ignores it, as in torch)."""
     params = [np.array([1.0, -2.0, 0.5]), np.array([0.3, 0.7])]
     tparams = [torch.tensor(p.copy(), requires_grad=True) for p in params]
     ours = optimkit.OPTIMIZERS[name](params, lr=0.1)
@@ -301,7 +311,8 @@ def test_nan_gradient_propagates_like_torch(name):
             tp.grad = torch.from_numpy(g.copy())
         ours.step(grads)
         theirs.step()
-    assert np.isnan(params[0][1])
+    # Rprop uses only signs, and torch.sign(NaN) = 0: that element does not move
+    assert np.isnan(params[0][1]) == (name != "Rprop")
     assert np.all(np.isfinite(params[1]))
     for p, tp in zip(params, tparams):
         np.testing.assert_allclose(p, tp.detach().numpy(), rtol=RTOL, atol=ATOL, equal_nan=True)
