@@ -224,11 +224,32 @@ class LRScheduler:
 
     # --- state ---
 
-    _NOT_SAVED: tuple = ("optimizer",)
+    _APART: str | None = None
+    """The attribute whose items are saved in their own form (functions, member schedulers)."""
+
+    def _save_item(self, item):
+        return _fields(item)
+
+    def _load_item(self, item, saved) -> None:
+        if saved is not None and item is not None:
+            item.__dict__.update(saved)
+
+    def _check_state(self, state: dict) -> None:
+        """Refuse a saved state whose values this scheduler cannot take (before any change)."""
+
+    def _after_load(self) -> None:
+        """Rebuild what is derived from the loaded state."""
 
     def state_dict(self) -> dict:
-        """Everything but the optimizer (and functions), as a deep copy: torch's keys."""
-        return {k: copy.deepcopy(v) for k, v in self.__dict__.items() if k not in self._NOT_SAVED}
+        """Everything but the optimizer, as a deep copy: torch's keys. A function is saved as
+        ``None``, a callable object as its ``__dict__``, a member scheduler as its state_dict."""
+        state = {k: copy.deepcopy(v) for k, v in self.__dict__.items()
+                 if k not in ("optimizer", self._APART)}
+        if self._APART is not None:
+            value = getattr(self, self._APART)
+            state[self._APART] = ([self._save_item(v) for v in value] if isinstance(value, list)
+                                  else self._save_item(value))
+        return state
 
     def _check_keys(self, state_dict) -> dict:
         if not isinstance(state_dict, dict):
@@ -242,17 +263,37 @@ class LRScheduler:
 
     def load_state_dict(self, state_dict: dict) -> None:
         """Restore :meth:`state_dict`'s values (the optimizer's lrs are the optimizer's own state)."""
-        self.__dict__.update(self._check_keys(state_dict))
+        state = self._check_keys(state_dict)
+        pairs = []
+        if self._APART is not None:
+            current, saved = getattr(self, self._APART), state.pop(self._APART)
+            if not isinstance(current, list):
+                current, saved = [current], [saved]
+            if not isinstance(saved, list) or len(saved) != len(current):
+                raise ValueError(f"state_dict's {self._APART} has {len(saved)} entries, this "
+                                 f"scheduler's {len(current)}")
+            pairs = list(zip(current, saved))
+        self._check_state(state)
+        self.__dict__.update(state)
+        for item, saved_item in pairs:
+            self._load_item(item, saved_item)
+        self._after_load()
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(last_epoch={getattr(self, 'last_epoch', None)}, " \
                f"last_lr={getattr(self, '_last_lr', None)})"
 
 
-class _LambdaState(LRScheduler):
-    """State handling shared by the two lambda schedulers (torch's rule for functions)."""
+def _fields(fn):
+    """What torch saves of a function-like argument: nothing for a function, a callable
+    object's fields."""
+    return None if fn is None or isinstance(fn, types.FunctionType) else dict(fn.__dict__)
 
-    _NOT_SAVED = ("optimizer", "lr_lambdas")
+
+class _LambdaState(LRScheduler):
+    """The two lambda schedulers' argument (torch's rule for functions in the state)."""
+
+    _APART = "lr_lambdas"
 
     def _set_lambdas(self, optimizer, lr_lambda) -> None:
         n = len(check_optimizer(optimizer).param_groups)
@@ -266,22 +307,6 @@ class _LambdaState(LRScheduler):
             if not callable(fn):
                 raise TypeError(f"lr_lambda should be a function, but got {type(fn).__name__}")
         self.optimizer, self.lr_lambdas = optimizer, lambdas
-
-    def state_dict(self) -> dict:
-        state = super().state_dict()
-        state["lr_lambdas"] = [None if isinstance(fn, types.FunctionType) else dict(fn.__dict__)
-                               for fn in self.lr_lambdas]
-        return state
-
-    def load_state_dict(self, state_dict: dict) -> None:
-        state = self._check_keys(state_dict)
-        saved = state.pop("lr_lambdas")
-        if len(saved) != len(self.lr_lambdas):
-            raise ValueError(f"state_dict has {len(saved)} lr_lambdas, this scheduler {len(self.lr_lambdas)}")
-        self.__dict__.update(state)
-        for fn, fields in zip(self.lr_lambdas, saved):
-            if fields is not None:
-                fn.__dict__.update(fields)
 
 
 class LambdaLR(_LambdaState):
@@ -648,19 +673,12 @@ class CyclicLR(LRScheduler):
                 _set_momentum(group, self.use_beta1, m_max - (m_max - m_base) * scale_factor * scale)
         return lrs
 
-    def state_dict(self) -> dict:
-        state = super().state_dict()
-        fn = self._scale_fn_custom
-        state["_scale_fn_custom"] = (None if fn is None or isinstance(fn, types.FunctionType)
-                                     else dict(fn.__dict__))
-        return state
+    _APART = "_scale_fn_custom"
 
-    def load_state_dict(self, state_dict: dict) -> None:
-        state = self._check_keys(state_dict)
-        fields = state.pop("_scale_fn_custom")
-        self.__dict__.update(state)
-        if fields is not None and self._scale_fn_custom is not None:
-            self._scale_fn_custom.__dict__.update(fields)
+    def _check_state(self, state: dict) -> None:
+        one_of("mode", state["mode"], ("triangular", "triangular2", "exp_range"))
+
+    def _after_load(self) -> None:
         self._init_scale_fn()
 
 
@@ -864,23 +882,15 @@ def _check_members(owner: str, optimizer, schedulers) -> list:
 
 
 class _Composite(LRScheduler):
-    """State handling of the schedulers made of schedulers: theirs are saved inside."""
+    """The schedulers made of schedulers: their states are saved inside its own."""
 
-    _NOT_SAVED = ("optimizer", "_schedulers")
+    _APART = "_schedulers"
 
-    def state_dict(self) -> dict:
-        state = super().state_dict()
-        state["_schedulers"] = [s.state_dict() for s in self._schedulers]
-        return state
+    def _save_item(self, item):
+        return item.state_dict()
 
-    def load_state_dict(self, state_dict: dict) -> None:
-        state = self._check_keys(state_dict)
-        members = state.pop("_schedulers")
-        if len(members) != len(self._schedulers):
-            raise ValueError(f"state_dict has {len(members)} schedulers, this one {len(self._schedulers)}")
-        self.__dict__.update(state)
-        for s, member_state in zip(self._schedulers, members):
-            s.load_state_dict(member_state)
+    def _load_item(self, item, saved) -> None:
+        item.load_state_dict(saved)
 
 
 class SequentialLR(_Composite):
@@ -1018,12 +1028,9 @@ class ReduceLROnPlateau(LRScheduler, schedules.ReduceLROnPlateau):
                     _set(group, "lr", new)
         self._last_lr = _values(self.optimizer, "lr")
 
-    def state_dict(self) -> dict:
-        return LRScheduler.state_dict(self)
-
-    def load_state_dict(self, state_dict: dict) -> None:
-        state = self._check_keys(state_dict)
+    def _check_state(self, state: dict) -> None:
         self._set_hparams(*(state[k] for k in ("mode", "factor", "patience", "threshold",
                                                "threshold_mode", "cooldown", "eps")))
-        self.__dict__.update(state)
+
+    def _after_load(self) -> None:
         self.mode_worse = math.inf if self.mode == "min" else -math.inf

@@ -21,7 +21,6 @@ bits or within an ulp (torch's vectorised ``lerp`` may fuse a multiply-add). The
 
 from __future__ import annotations
 
-import copy
 import math
 
 import numpy as np
@@ -236,7 +235,5 @@ class SWALR(LRScheduler):
         return [group["swa_lr"] * alpha + self._start_lr(group["lr"], group["swa_lr"], prev_alpha) * (1 - alpha)
                 for group in self.optimizer.param_groups]
 
-    def load_state_dict(self, state_dict: dict) -> None:
-        state = self._check_keys(state_dict)
+    def _check_state(self, state: dict) -> None:
         one_of("_anneal_strategy", state["_anneal_strategy"], ("cos", "linear"))
-        self.__dict__.update(copy.deepcopy(state))
