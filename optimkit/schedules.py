@@ -13,6 +13,8 @@ shown), a ``hparams`` dict with every argument, and ``total_steps``: the
 schedule's natural horizon for plots, or ``None`` when it has none.
 
 :class:`ReduceLROnPlateau` is the one stateful schedule: it reacts to a metric.
+The classes under torch's names, stepping an optimizer's parameter groups, are in
+:mod:`optimkit.lr_scheduler` (whose ``ReduceLROnPlateau`` counts with this one's code).
 """
 
 from __future__ import annotations
@@ -136,8 +138,9 @@ def cosine(lr, total_steps, lr_min=0.0):
     eta_min=lr_min)``.  Past ``total_steps`` we **clamp at** ``lr_min``, like
     ``optax.cosine_decay_schedule``.  torch's ``CosineAnnealingLR`` does not
     clamp: it keeps following the cosine, so the lr climbs back to ``lr`` at
-    :math:`2T` and repeats with period :math:`2T`.  For restarts on purpose use
-    :func:`cosine_warm_restarts`.
+    :math:`2T` and repeats with period :math:`2T`; that form is
+    :class:`optimkit.lr_scheduler.CosineAnnealingLR` (both are kept: the same curve up to
+    :math:`T`, to rounding).  For restarts on purpose use :func:`cosine_warm_restarts`.
     """
     lr = validate.positive("lr", lr)
     total_steps = validate.positive_int("total_steps", total_steps)
@@ -303,7 +306,8 @@ def one_cycle(max_lr, total_steps, pct_start=0.3, div_factor=25.0, final_div_fac
 
     Equals ``torch.optim.lr_scheduler.OneCycleLR(opt, max_lr, total_steps,
     pct_start, anneal_strategy='cos', div_factor, final_div_factor,
-    three_phase=False)`` (its momentum cycling is not modelled).  The annealing
+    three_phase=False)`` (its momentum cycling is not modelled here; the linear and
+    three-phase forms and the momentum are in :class:`optimkit.lr_scheduler.OneCycleLR`).  The annealing
     ends at step :math:`N-1`; torch still allows step :math:`N` (where the
     cosine has already turned back up, to about the value at step
     :math:`N-2`) and raises past it, and so does this function: a step above
