@@ -180,25 +180,27 @@ class Optimizer:
                 raise ValueError(f"state_dict was saved by another optimizer: its settings are "
                                  f"{sorted(keys)}, expected {sorted(self.defaults)}")
             index.update((i, len(index)) for i in ids)
+        new_groups = [{**copy.deepcopy({k: v for k, v in saved.items() if k != "params"}),
+                       "params": group["params"]}
+                      for saved, group in zip(saved_groups, self.param_groups)]
+        checked = [self._checked(group) for group in new_groups]
         params = self.params
+        owner = [group for group in checked for _ in group["params"]]
         state = [{} for _ in params]
         for i, s in saved_state.items():
             if i not in index:
                 raise ValueError(f"state_dict has state for parameter {i!r}, which no group holds")
             p = params[index[i]]
+            fresh = self._init_state(p, owner[index[i]])  # the shapes this parameter's state has
             for key, value in s.items():
-                if isinstance(value, np.ndarray) and value.shape != p.shape:
-                    raise ValueError(f"state[{i}][{key!r}] has shape {value.shape}, "
-                                     f"params[{index[i]}] has shape {p.shape}")
+                want = getattr(fresh.get(key), "shape", None)
+                if isinstance(value, np.ndarray) and want is not None and value.shape != want:
+                    raise ValueError(f"state[{i}][{key!r}] has shape {value.shape}, but "
+                                     f"params[{index[i]}] (shape {p.shape}) needs {want}")
             # floating state follows its parameter's dtype, as torch casts it
             state[index[i]] = {key: value.astype(p.dtype) if isinstance(value, np.ndarray)
                                and np.issubdtype(value.dtype, np.floating) else copy.deepcopy(value)
                                for key, value in s.items()}
-        new_groups = [{**copy.deepcopy({k: v for k, v in saved.items() if k != "params"}),
-                       "params": group["params"]}
-                      for saved, group in zip(saved_groups, self.param_groups)]
-        for group in new_groups:
-            self._checked(group)
         for group, new in zip(self.param_groups, new_groups):
             group.clear()  # the same dicts stay in param_groups (a scheduler may hold them)
             group.update(new)
@@ -537,5 +539,34 @@ class ASGD(Optimizer):
             t0=group["t0"])
 
 
+class Adafactor(Optimizer):
+    """Adafactor, as ``torch.optim.Adafactor``. Update rule: :func:`optimkit.rules.adafactor_update`."""
+
+    def __init__(self, params, lr=1e-2, beta2_decay=-0.8, eps=(None, 1e-3), d=1.0,
+                 weight_decay=0.0, *, foreach=None, maximize=False):
+        super().__init__(params, dict(lr=lr, beta2_decay=beta2_decay, eps=eps, d=d,
+                                      weight_decay=weight_decay, foreach=foreach,
+                                      maximize=maximize))
+
+    def _check(self, group):
+        validate.adafactor_args(group["lr"], group["beta2_decay"], group["eps"], group["d"],
+                                group["weight_decay"])
+
+    def _init_state(self, p, group):
+        (row,), (col,), (v,) = rules.adafactor_init([p])[1:]
+        state = {"step": 0}
+        if v is None:
+            state.update(row_var=row, col_var=col)
+        else:
+            state["variance"] = v
+        return state
+
+    def _update(self, p, g, state, group):
+        rules.adafactor_kernel(p, g, state.get("row_var"), state.get("col_var"),
+                               state.get("variance"), t=state["step"], lr=group["lr"],
+                               beta2_decay=group["beta2_decay"], eps=group["eps"], d=group["d"],
+                               weight_decay=group["weight_decay"], maximize=group["maximize"])
+
+
 OPTIMIZERS = {cls.__name__: cls for cls in (SGD, Adagrad, RMSprop, Adam, AdamW, NAdam, RAdam,
-                                             Adamax, Adadelta, Rprop, ASGD)}
+                                             Adamax, Adadelta, Rprop, ASGD, Adafactor)}

@@ -750,3 +750,94 @@ def asgd_update(grads, state: ASGDState, params, *, lr=1e-2, lambd=1e-4, alpha=0
                     weight_decay=weight_decay, maximize=maximize)
     eta, mu = asgd_schedule(t, lr=lr, lambd=lambd, alpha=alpha, t0=t0)
     return params, ASGDState(step=t, eta=eta, mu=mu, ax=ax)
+
+
+# ---------------------------------------------------------------------------
+# Adafactor
+# ---------------------------------------------------------------------------
+
+def adafactor_kernel(p, g, row, col, v, *, t, lr, beta2_decay, eps, d, weight_decay, maximize):
+    """One Adafactor step on one array, in place on ``p`` and its second-moment state: the row
+    and column factors ``row``, ``col`` for a matrix (or a stack of them), ``v`` otherwise."""
+    eps1, eps2 = eps
+    if eps1 is None:
+        eps1 = np.finfo(p.dtype).eps
+    if maximize:
+        g = -g
+    decay = 1 - t ** beta2_decay  # the step-dependent beta_2: 0 at t = 1, rising towards 1
+    rho = min(lr, 1 / t ** 0.5)
+    alpha = max(eps2, float(np.linalg.norm(p)) / p.size ** 0.5) * rho  # before the decay
+    if weight_decay != 0:
+        p *= 1 - lr * weight_decay
+    if g.ndim > 1:
+        update_moment(row, np.mean(g * g, axis=-1, keepdims=True), decay)
+        update_moment(col, np.mean(g * g, axis=-2, keepdims=True), decay)
+        v = row @ col / np.maximum(np.mean(row, axis=-2, keepdims=True), eps1)
+    else:
+        update_moment(v, g, decay, order=2)
+    u = g / np.sqrt(np.maximum(v, eps1 * eps1))
+    denom = max(1.0, float(np.linalg.norm(u)) / (u.size ** 0.5 * d))  # clip RMS(u) at d
+    p -= (alpha / denom) * u
+
+
+class AdafactorState(NamedTuple):
+    step: int
+    row: Arrays  # row factor R (matrices; None for vectors), "row_var" in torch
+    col: Arrays  # column factor C (matrices; None for vectors), "col_var" in torch
+    v: Arrays    # second moment (vectors and scalars; None for matrices), "variance" in torch
+
+
+def adafactor_init(params) -> AdafactorState:
+    def factor(p, axis):
+        shape = list(p.shape)
+        shape[axis] = 1
+        return np.zeros(shape, dtype=p.dtype)
+    matrix = [np.ndim(p) > 1 for p in params]
+    return AdafactorState(step=0,
+                          row=[factor(p, -1) if m else None for p, m in zip(params, matrix)],
+                          col=[factor(p, -2) if m else None for p, m in zip(params, matrix)],
+                          v=[None if m else np.zeros_like(p) for p, m in zip(params, matrix)])
+
+
+def adafactor_update(grads, state: AdafactorState, params, *, lr=1e-2, beta2_decay=-0.8,
+                     eps=(None, 1e-3), d=1.0, weight_decay=0.0, maximize=False):
+    r"""Adafactor, as ``torch.optim.Adafactor``: the second moment of a matrix kept as a row
+    and a column factor (memory m + n instead of mn), relative step sizes, update clipping.
+
+    .. math::
+
+        \begin{aligned}
+            &\hspace{5mm}\widehat{\beta}_{2_t} \leftarrow 1 - t^{\tau}                           \\
+            &\hspace{5mm}\rho_t         \leftarrow min(\gamma, \frac{1}{\sqrt{t}})               \\
+            &\hspace{5mm}\alpha_t       \leftarrow max(\epsilon_2,
+                \text{RMS}(\theta_{t-1}))\rho_t                                                  \\
+            &\hspace{5mm}\theta_t       \leftarrow \theta_{t-1} - \gamma \lambda \theta_{t-1}    \\
+            &\hspace{5mm}\textbf{if} \: \text{dim}(G_t) > 1:                                     \\
+            &\hspace{10mm}R_t           \leftarrow \widehat{\beta}_{2_t}R_{t-1}+
+                (1-\widehat{\beta}_{2_t})(G_t \odot G_t) \cdot 1_m                               \\
+            &\hspace{10mm}C_t           \leftarrow \widehat{\beta}_{2_t}C_{t-1}+
+                (1-\widehat{\beta}_{2_t}) 1^\top_n \cdot (G_t \odot G_t)                         \\
+            &\hspace{10mm}\widehat{V}_t \leftarrow
+                \frac{R_t \cdot C_t}{max(1^\top_n \cdot R_t, \epsilon_1)}                        \\
+            &\hspace{5mm}\textbf{else}                                                           \\
+            &\hspace{10mm}\widehat{V}_t \leftarrow \widehat{\beta}_{2_t}\widehat{V}_{t-1}+
+                (1-\widehat{\beta}_{2_t}) \cdot (G_t \odot G_t)                                  \\
+            &\hspace{5mm}U_t            \leftarrow
+                \frac{G_t}{max(\sqrt{\widehat{V}_t}, \epsilon_1)}                                \\
+            &\hspace{5mm}\widehat{U}_t  \leftarrow \frac{U_t}{max(1, \frac{\text{RMS}(U_t)}{d})} \\
+            &\hspace{5mm}\theta_t       \leftarrow \theta_{t-1} - \alpha_t \widehat{U}_t
+        \end{aligned}
+
+    As torch's code (its documentation writes sums): :math:`R` and :math:`C` average
+    :math:`G \odot G` over rows and columns, and :math:`\widehat V` divides by the *mean* of
+    :math:`R`. :math:`\epsilon_1` = ``None`` is the dtype's machine epsilon.
+    """
+    eps = validate.adafactor_args(lr, beta2_decay, eps, d, weight_decay)
+    params = _copy(validate.float_params(params))
+    grads = validate.grads_like(grads, params)
+    t = state.step + 1
+    row, col, v = _copy(state.row), _copy(state.col), _copy(state.v)
+    for p, g, r_i, c_i, v_i in zip(params, grads, row, col, v):
+        adafactor_kernel(p, np.asarray(g), r_i, c_i, v_i, t=t, lr=lr, beta2_decay=beta2_decay,
+                         eps=eps, d=d, weight_decay=weight_decay, maximize=maximize)
+    return params, AdafactorState(step=t, row=row, col=col, v=v)

@@ -312,3 +312,18 @@ def rprop_step_sizes(step_sizes) -> tuple[float, float]:
     if low > high:
         raise ValueError(f"step_sizes must be (min, max) with min <= max, got {step_sizes!r}")
     return low, high
+
+
+def adafactor_args(lr, beta2_decay, eps, d, weight_decay) -> tuple:
+    """Adafactor's hyperparameters as torch checks them; returns ``eps`` as a pair."""
+    non_negative("lr", lr)
+    if finite("beta2_decay", beta2_decay) > 0:
+        raise ValueError(f"beta2_decay must be <= 0, got {beta2_decay!r}")
+    eps1, eps2 = pair("eps", eps)
+    if eps1 is not None:
+        eps1 = non_negative("eps[0]", eps1)
+    eps2 = non_negative("eps[1]", eps2)
+    if finite("d", d) < 1:
+        raise ValueError(f"d (the clipping threshold) must be >= 1, got {d!r}")
+    non_negative("weight_decay", weight_decay)
+    return eps1, eps2

@@ -93,6 +93,8 @@ CONFIGS = [
      lambda g, s, p, lr, **kw: rules.rprop_update(g, s, p, **kw)),  # lr: the first step sizes
     ("ASGD", dict(lr=0.05, lambd=0.01, t0=10), lambda p: rules.asgd_init(p, lr=0.05),
      rules.asgd_update),
+    ("Adafactor", dict(lr=0.05, weight_decay=0.1, d=1.5), rules.adafactor_init,
+     rules.adafactor_update),
 ]
 
 
@@ -172,6 +174,9 @@ BAD_ARGS = [
     ("Rprop", dict(etas=(1.0, 0.5)), "etas"),
     ("Rprop", dict(step_sizes=(1.0, 0.5)), "step_sizes"),
     ("ASGD", dict(lambd=-1.0), "lambd"),
+    ("Adafactor", dict(beta2_decay=0.5), "beta2_decay"),
+    ("Adafactor", dict(d=0.5), "clipping threshold"),
+    ("Adafactor", dict(eps=(None, -1.0)), r"eps\[1\]"),
 ]
 
 
@@ -315,3 +320,18 @@ def test_asgd_average_is_the_mean_of_the_iterates_after_t0():
     for i in range(len(SHAPES)):
         mean = np.mean([it[i] for it in iterates[t0 + 1:]], axis=0)  # steps t0 + 2, ...: ax = their mean
         np.testing.assert_allclose(state.ax[i], mean, rtol=1e-12, atol=1e-14)
+
+
+@settings(max_examples=40, deadline=None)
+@given(seed=seeds, n=st.integers(1, 6), lr=st.floats(1e-3, 0.5))
+def test_adafactor_on_one_row_equals_its_unfactored_form(seed, n, lr):
+    # With one row, R is the row's mean of G², C is G² itself and V = R C / mean(R) = C: the
+    # factored estimate is exactly the unfactored moving average, so both take the same steps.
+    row = start(seed, [(1, n)])
+    flat = [row[0].reshape(n).copy()]
+    opt_row, opt_flat = optimkit.Adafactor(row, lr=lr), optimkit.Adafactor(flat, lr=lr)
+    for (g,) in stream(seed, [(1, n)], 20):
+        opt_row.step([g])
+        opt_flat.step([g.reshape(n)])
+    np.testing.assert_allclose(row[0].reshape(n), flat[0], rtol=1e-12, atol=1e-15)
+    assert set(opt_row.state[0]) == {"step", "row_var", "col_var"}

@@ -270,6 +270,7 @@ NEGATIVE_CONTROLS = [
     ("Adadelta", {}, dict(rho=0.9 * (1 + 1e-6))),
     ("Rprop", {}, dict(etas=(0.5, 1.2 * (1 + 1e-6)))),
     ("ASGD", {}, dict(alpha=0.75 * (1 + 1e-2))),
+    ("Adafactor", {}, dict(beta2_decay=-0.8 * (1 + 1e-6))),
 ]
 
 
