@@ -270,8 +270,8 @@ class LRScheduler:
             if not isinstance(current, list):
                 current, saved = [current], [saved]
             if not isinstance(saved, list) or len(saved) != len(current):
-                raise ValueError(f"state_dict's {self._APART} has {len(saved)} entries, this "
-                                 f"scheduler's {len(current)}")
+                raise ValueError(f"state_dict's {self._APART} must be a list of {len(current)} "
+                                 f"entries, one per item of this scheduler's, got {saved!r}")
             pairs = list(zip(current, saved))
         self._check_state(state)
         self.__dict__.update(state)

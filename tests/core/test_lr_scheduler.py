@@ -420,6 +420,9 @@ def test_bad_state_dict_is_refused_before_anything_changes():
     with pytest.raises(ValueError, match="unexpected keys"):
         sched.load_state_dict(ok.CosineAnnealingLR(opt, 10).state_dict())
     assert sched.state_dict() == before
+    chained = ok.ChainedScheduler([ok.StepLR(opt, 3), ok.ExponentialLR(opt, 0.9)])
+    with pytest.raises(ValueError, match="_schedulers must be a list of 2 entries"):
+        chained.load_state_dict({**chained.state_dict(), "_schedulers": [sched.state_dict()]})
     plateau = ok.ReduceLROnPlateau(opt)
     with pytest.raises(ValueError, match="factor"):
         plateau.load_state_dict({**plateau.state_dict(), "factor": 2.0})
