@@ -21,6 +21,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from hypothesis import assume, given, settings
+from hypothesis import strategies as st
 from torch.optim import lr_scheduler as tl
 from torch.optim import swa_utils as tswa
 
@@ -286,6 +288,46 @@ PER_GROUP = {
                                            base_momentum=[0.85, 0.5], max_momentum=[0.95, 0.6]),
     "ReduceLROnPlateau": lambda L, o: L.ReduceLROnPlateau(o, patience=3, min_lr=[1e-3, 1e-2]),
 }
+
+
+@st.composite
+def random_scheduler(draw):
+    """A scheduler with drawn settings, as ``make(L, o)``."""
+    fraction = st.floats(0.05, 1.0)
+    steps = st.integers(1, 120)
+    kind = draw(st.sampled_from(["StepLR", "MultiStepLR", "LinearLR", "PolynomialLR", "CosineAnnealingLR",
+                                 "CyclicLR", "OneCycleLR", "CosineAnnealingWarmRestarts", "ExponentialLR"]))
+    if kind == "StepLR":
+        args = (draw(steps), draw(st.floats(0.1, 1.05)))
+    elif kind == "MultiStepLR":
+        args = (draw(st.lists(st.integers(0, 200), max_size=5)), draw(st.floats(0.1, 1.05)))
+    elif kind == "LinearLR":
+        args = (draw(fraction), draw(st.floats(0.0, 1.0)), draw(steps))
+    elif kind == "PolynomialLR":
+        args = (draw(steps), draw(st.floats(0.0, 3.0)))
+    elif kind == "CosineAnnealingLR":
+        args = (draw(steps), draw(st.floats(0.0, 0.05)))
+    elif kind == "CyclicLR":
+        args = (draw(st.floats(0.0, 0.05)), draw(st.floats(0.05, 1.0)), draw(steps), draw(steps),
+                draw(st.sampled_from(["triangular", "triangular2", "exp_range"])), draw(st.floats(0.9, 1.0)))
+    elif kind == "OneCycleLR":
+        total, pct = draw(st.integers(300, 600)), draw(st.floats(0.0, 0.5))  # steps 0..299 allowed
+        three, strategy = draw(st.booleans()), draw(st.sampled_from(["cos", "linear"]))
+        up = float(pct * total)
+        assume(up != 1 and not (three and 2 * up - 2 == total - 1))  # no zero-length phase
+        return lambda L, o: L.OneCycleLR(o, 0.2, total, pct_start=pct, three_phase=three,
+                                         anneal_strategy=strategy)
+    elif kind == "CosineAnnealingWarmRestarts":
+        args = (draw(steps), draw(st.integers(1, 3)), draw(st.floats(0.0, 0.05)))
+    else:
+        args = (draw(st.floats(0.9, 1.01)),)
+    return lambda L, o: getattr(L, kind)(o, *args)
+
+
+@settings(max_examples=60, deadline=None)
+@given(random_scheduler())
+def test_random_settings_match_torch(make):
+    assert compare(make, n=300) == 0.0
 
 
 @pytest.mark.parametrize("kind", ["sgd", "adam"])
