@@ -58,6 +58,8 @@ def disagreements(chapters: dict[str, str], assignments: dict[str, str]) -> list
     for stem, name in by_chapter.items():
         if name not in assignments:
             problems.append(f"book/{stem}.md opens exercises/{name}, which is not an assignment")
+        elif stem not in assignment_chapters(assignments[name]):
+            problems.append(f"book/{stem}.md opens {name}, whose introduction does not link back")
     return problems
 
 
@@ -97,6 +99,9 @@ def test_negative_control_a_swapped_pointer_is_reported():
         "exercises/02_momentum/momentum.ipynb", "exercises/04_adam/adam.ipynb")
     found = disagreements(chapters, assignments)
     assert any("02_momentum goes with book/03-momentum.md" in p for p in found), found
+    unlinked = dict(assignments, **{"08_capstone": assignments["08_capstone"].replace("[Chapter 12,", "Chapter 12,")})
+    assert "book/12-beyond.md opens 08_capstone, whose introduction does not link back" in \
+        disagreements(read_chapters(), unlinked)
     assignments["05_adamw"] = assignments["05_adamw"].replace("[Chapter 6,", "[Chapter 7,")
     try:
         disagreements(chapters, assignments)
