@@ -388,3 +388,132 @@ def sharp_flat_figure(landscape: Landscape1D, lrs, starts, steps: int = 300,
     return SliderFigure(fig, update, {"lr": lrs, "start": starts}, alt=alt,
                         labels={"lr": "learning rate η", "start": "start x₀"},
                         animated=[zig, dots, end, trace, title])
+
+
+# ---------------------------------------------------------------------------------------------
+# Symmetries of a one-hidden-layer tanh network, and linear connectivity after alignment
+# ---------------------------------------------------------------------------------------------
+
+def align_hidden_units(reference, other) -> list[np.ndarray]:
+    r"""``other`` (``[W1, b1, W2, b2]`` of a one-hidden-layer tanh MLP) with its hidden units
+    permuted and sign-flipped to match ``reference`` as closely as possible ("weight matching",
+    Ainsworth et al., 2023). The result computes exactly the same function as ``other``.
+
+    Unit :math:`j` is described by its incoming weights, its bias and its outgoing weights. Two
+    operations leave the function unchanged: permuting the units, and, because tanh is odd,
+    flipping the sign of all three parts of one unit. The permutation maximising the summed
+    :math:`|\langle u_j, u'_{\pi(j)}\rangle|` is a linear assignment problem (solved exactly by
+    SciPy, which scikit-learn already brings); each matched unit then takes the sign that makes
+    its inner product positive.
+    """
+    from scipy.optimize import linear_sum_assignment
+
+    W1r, b1r, W2r, _ = reference
+    W1, b1, W2, b2 = other
+    units_ref = np.vstack([W1r, b1r[None, :], W2r.T]).T  # one row per hidden unit
+    units = np.vstack([W1, b1[None, :], W2.T]).T
+    similarity = units_ref @ units.T
+    rows, cols = linear_sum_assignment(-np.abs(similarity))
+    sign = np.where(similarity[rows, cols] < 0, -1.0, 1.0)
+    return [W1[:, cols] * sign, b1[cols] * sign, W2[cols] * sign[:, None], b2.copy()]
+
+
+# ---------------------------------------------------------------------------------------------
+# Sharpness during training: the edge of stability
+# ---------------------------------------------------------------------------------------------
+
+def mse_tanh_mlp(X: np.ndarray, Y: np.ndarray):
+    r"""``loss_and_grads(params)`` for a one-hidden-layer tanh MLP with squared-error loss
+    :math:`\frac1{2n}\sum_i \lVert f(x_i) - y_i\rVert^2` on the fixed data ``X, Y`` (full batch).
+    Cohen et al. (2021) found progressive sharpening most reliably with this loss."""
+    n = len(X)
+
+    def loss_and_grads(params):
+        W1, b1, W2, b2 = params
+        A = np.tanh(X @ W1 + b1)
+        residual = A @ W2 + b2 - Y
+        loss = 0.5 * float(np.sum(residual ** 2)) / n
+        d_out = residual / n
+        d_hidden = (d_out @ W2.T) * (1.0 - A ** 2)
+        return loss, [X.T @ d_hidden, d_hidden.sum(0), A.T @ d_out, d_out.sum(0)]
+
+    return loss_and_grads
+
+
+def _flat(arrays) -> np.ndarray:
+    return np.concatenate([a.ravel() for a in arrays])
+
+
+def _unflat(vector: np.ndarray, like) -> list[np.ndarray]:
+    out, i = [], 0
+    for a in like:
+        out.append(vector[i:i + a.size].reshape(a.shape))
+        i += a.size
+    return out
+
+
+def top_hessian_eigenvalue(loss_and_grads, params, v: np.ndarray | None = None, *, iters: int = 20,
+                           eps: float = 1e-5, seed: int = 0) -> tuple[float, np.ndarray]:
+    r"""The Hessian eigenvalue of largest magnitude at ``params`` by power iteration,
+    and its eigenvector (pass it back as ``v`` to warm-start the next measurement).
+
+    Each Hessian-vector product is a central difference of two gradients,
+    :math:`Hv \approx (\nabla L(\theta + \varepsilon v) - \nabla L(\theta - \varepsilon v))/(2\varepsilon)`,
+    so the Hessian is never formed.
+    """
+    theta = _flat(params)
+    if v is None:
+        v = np.random.default_rng(seed).standard_normal(theta.size)
+    eigenvalue = 0.0
+    for _ in range(iters):
+        v = v / np.linalg.norm(v)
+        plus = _flat(loss_and_grads(_unflat(theta + eps * v, params))[1])
+        minus = _flat(loss_and_grads(_unflat(theta - eps * v, params))[1])
+        hv = (plus - minus) / (2 * eps)
+        eigenvalue = float(v @ hv)
+        v = hv
+    return eigenvalue, v / np.linalg.norm(v)
+
+
+def sharpness_run(X: np.ndarray, Y: np.ndarray, lr: float, *, steps: int = 6000, every: int = 100,
+                  hidden: int = 32, seed: int = 0) -> dict:
+    r"""Full-batch gradient descent (``optimkit.SGD``) on :func:`mse_tanh_mlp`, measuring the
+    sharpness :math:`\lambda_{\max}` every ``every`` steps: ``{"steps", "sharpness", "losses"}``
+    (``losses`` at every step)."""
+    rng = np.random.default_rng(seed)
+    params = [rng.standard_normal((X.shape[1], hidden)) / math.sqrt(X.shape[1]), np.zeros(hidden),
+              rng.standard_normal((hidden, Y.shape[1])) / math.sqrt(hidden), np.zeros(Y.shape[1])]
+    loss_and_grads = mse_tanh_mlp(X, Y)
+    opt = SGD(params, lr=lr)
+    measured_at, sharpness, losses, v = [], [], [], None
+    for k in range(steps + 1):
+        if k % every == 0:
+            lam, v = top_hessian_eigenvalue(loss_and_grads, params, v)
+            measured_at.append(k)
+            sharpness.append(lam)
+        loss, grads = loss_and_grads(params)
+        losses.append(loss)
+        if k < steps:
+            opt.step(grads)
+    return {"steps": np.array(measured_at), "sharpness": np.array(sharpness),
+            "losses": np.array(losses)}
+
+
+def sharpness_figure(runs: dict):
+    """Sharpness (top) and training loss (bottom, log scale) against the step for each
+    ``{lr: sharpness_run(...)}``, with the line 2/lr dashed in each run's colour."""
+    fig, (top, bottom) = plt.subplots(2, 1, figsize=(7.0, 5.6), sharex=True)
+    for i, (lr, r) in enumerate(runs.items()):
+        color = COLORS[i % len(COLORS)]
+        top.plot(r["steps"], r["sharpness"], color=color, linewidth=1.6, label=f"η = {lr:g}")
+        top.axhline(2 / lr, color=color, linestyle="--", linewidth=1.0)
+        top.text(r["steps"][-1], 2 / lr, f"2/η = {2 / lr:.3g} ", ha="right", va="bottom",
+                 fontsize=8, color=color)
+        bottom.plot(np.arange(len(r["losses"])), r["losses"], color=color, linewidth=0.9)
+    top.set_ylabel(r"sharpness $\lambda_{\max}$")
+    top.legend(loc="lower right", fontsize=8)
+    bottom.set_yscale("log")
+    bottom.set_xlabel("step")
+    bottom.set_ylabel("training loss (MSE)")
+    fig.tight_layout()
+    return fig

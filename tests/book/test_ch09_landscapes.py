@@ -136,3 +136,61 @@ def test_sharp_flat_figure_frames_and_alt_text():
     assert fig.frame(lr=0.01, start=-1.3) != fig.frame(lr=0.1, start=-1.3)
     assert "settled in the sharp minimum" in fig.alt_text({"lr": 0.01, "start": -1.3})
     assert "settled in the flat minimum" in fig.alt_text({"lr": 0.1, "start": -1.3})
+
+
+def test_align_hidden_units_undoes_a_permutation_and_sign_flips_and_keeps_the_function(data):
+    model = digits.MLP(seed=4)
+    W1, b1, W2, b2 = model.params
+    b1[:] = np.random.default_rng(0).standard_normal(b1.shape)  # biases take part in matching
+    rng = np.random.default_rng(1)
+    perm = rng.permutation(W1.shape[1])
+    sign = rng.choice([-1.0, 1.0], size=W1.shape[1])
+    scrambled = [W1[:, perm] * sign, b1[perm] * sign, W2[perm] * sign[:, None], b2.copy()]
+    X = data.X_val
+    # a scrambled copy is the same function (tanh is odd), and alignment recovers the original
+    assert model.loss(X, data.y_val, scrambled) == pytest.approx(model.loss(X, data.y_val), rel=1e-12)
+    aligned = ch09.align_hidden_units(model.params, scrambled)
+    for a, p in zip(aligned, model.params):
+        np.testing.assert_array_equal(a, p)
+    # negative control: without alignment the scrambled copy is far from the original
+    assert np.linalg.norm(scrambled[0] - W1) > 0.5 * np.linalg.norm(W1)
+
+
+def test_top_hessian_eigenvalue_by_power_iteration_matches_eigvalsh_on_a_quadratic():
+    rng = np.random.default_rng(0)
+    Q = rng.standard_normal((6, 6))
+    A = Q @ np.diag([9.0, 3.0, 2.0, 1.0, 0.5, 0.1]) @ np.linalg.inv(Q)
+    A = (A + A.T) / 2
+    top = np.linalg.eigvalsh(A)[np.argmax(np.abs(np.linalg.eigvalsh(A)))]
+
+    def loss_and_grads(params):
+        x = params[0]
+        return 0.5 * x @ A @ x, [A @ x]
+
+    lam, v = ch09.top_hessian_eigenvalue(loss_and_grads, [rng.standard_normal(6)], iters=200)
+    assert lam == pytest.approx(top, rel=1e-6)
+    np.testing.assert_allclose(A @ v, lam * v, atol=1e-5 * abs(lam))
+
+
+def test_mse_tanh_mlp_gradients_match_finite_differences():
+    rng = np.random.default_rng(2)
+    X, Y = rng.standard_normal((7, 4)), rng.standard_normal((7, 3))
+    params = [rng.standard_normal((4, 5)), rng.standard_normal(5), rng.standard_normal((5, 3)),
+              rng.standard_normal(3)]
+    f = ch09.mse_tanh_mlp(X, Y)
+    _, grads = f(params)
+    for i, p in enumerate(params):
+        for idx in [(0,) * p.ndim, tuple(s - 1 for s in p.shape)]:
+            plus = [q.copy() for q in params]
+            minus = [q.copy() for q in params]
+            plus[i][idx] += 1e-6
+            minus[i][idx] -= 1e-6
+            numeric = (f(plus)[0] - f(minus)[0]) / 2e-6
+            assert grads[i][idx] == pytest.approx(numeric, rel=1e-6, abs=1e-9)
+
+
+def test_sharpness_run_at_a_large_lr_hovers_at_two_over_lr(data):
+    X, Y = data.X_train[:200], np.eye(10)[data.y_train[:200]]
+    run = ch09.sharpness_run(X, Y, 0.25, steps=4000, every=200)
+    assert len(run["losses"]) == 4001 and len(run["sharpness"]) == 21
+    assert abs(run["sharpness"][-5:].mean() / 8.0 - 1) < 0.03  # the chapter's edge of stability
