@@ -3,6 +3,7 @@
 #   make test       the whole test suite (installs the Debian packages it drives when root)
 #   make test-fast  unit and oracle tests only: no site build, browser, PostgreSQL or grading
 #   make bench      print speed ratios against baselines measured in the same run
+#   make worker SCHEDULER=tcp://HOST:8786   a grading node of a Dask cluster (README, Grading)
 #
 # Works from any folder, a path with spaces included: recipes name the venv's programs by
 # their path relative to the repository (make runs recipes there), and every absolute path
@@ -25,7 +26,7 @@ KERNELCONF := $(VENV)/etc/ipython/ipython_kernel_config.py
 GRADE_INBOX ?= autograder/demo/submissions
 GRADE_OUT   ?= autograder/course
 
-.PHONY: all preflight venv site exercises grade lab test test-fast bench clean distclean
+.PHONY: all preflight venv site exercises grade worker lab test test-fast bench clean distclean
 
 # The three jobs; any of them failing fails `make`. Then one short summary.
 all: site exercises grade
@@ -89,6 +90,16 @@ exercises: venv
 grade: venv
 	$(BIN)/python -m autograder grade "$(GRADE_INBOX)" --out "$(GRADE_OUT)" \
 	    --roster autograder/demo/roster.csv --wall-clock 30 --cell-timeout 10
+
+# A grading node of a Dask cluster: `python -m autograder grade INBOX --cluster $(SCHEDULER)` sends
+# each submission's sandboxed run to these workers. One worker process per sandbox slot
+# (WORKER_SLOTS, default one per core), each offering one 'sandbox' resource, which grading
+# tasks ask for. The scheduler is Dask's own: `$(BIN)/dask scheduler` (port 8786).
+SCHEDULER    ?=
+WORKER_SLOTS ?= $(shell nproc 2>/dev/null || echo 1)
+worker: venv
+	@test -n "$(SCHEDULER)" || { echo "error: say which scheduler: make worker SCHEDULER=tcp://HOST:8786 (start one with $(BIN)/dask scheduler)"; exit 1; }
+	$(BIN)/dask worker "$(SCHEDULER)" --nworkers $(WORKER_SLOTS) --nthreads 1 --resources sandbox=1
 
 # JupyterLab on the student release, with the kernel that has everything installed.
 lab: venv

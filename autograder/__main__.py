@@ -1,6 +1,7 @@
 """python -m autograder: grade a folder or LMS zip of submissions.
 
     python -m autograder grade INBOX [--out autograder/course] [--workers N] ...
+    python -m autograder grade INBOX --cluster tcp://HOST:8786   # on a Dask cluster's workers
     python -m autograder isolation          # which sandbox works here, and what it holds
 
 Exit codes: 0 graded (a submission that could not be graded still has its row and reason),
@@ -31,6 +32,9 @@ def main(argv=None) -> int:
     g.add_argument("--assignment", help="the assignment an LMS zip holds")
     g.add_argument("--roster", type=Path, help="CSV with a 'student' column: students not in it are reported")
     g.add_argument("--workers", type=int, default=0, help="parallel workers (default: one per core)")
+    g.add_argument("--cluster", metavar="tcp://HOST:8786",
+                   help="grade on this Dask scheduler's workers (started with `make worker SCHEDULER=...`) "
+                        "instead of local worker processes")
     g.add_argument("--db-url", help="nbgrader gradebook URL, e.g. postgresql://user@127.0.0.1/grades "
                                     "(default: SQLite in the output folder)")
     g.add_argument("--isolation", choices=["user", "userns", "none"], help="default: the strongest available")
@@ -63,7 +67,8 @@ def main(argv=None) -> int:
     try:
         pipeline.grade_inbox(args.inbox, out=args.out, assignment=args.assignment, roster=roster,
                        workers=args.workers, seed=args.seed, isolation=args.isolation,
-                       db_url=args.db_url, limits=limits, allow_unsandboxed=args.allow_unsandboxed)
+                       db_url=args.db_url, limits=limits, allow_unsandboxed=args.allow_unsandboxed,
+                       cluster=args.cluster)
     except pipeline.InputError as exc:
         parser.error(str(exc))
     except pipeline.EnvironmentFailure as exc:

@@ -217,13 +217,20 @@ def _die_with_grader(grader: int) -> None:
 def _init_worker(config: Config, slots, grader: int) -> None:
     """Runs once per worker process: a sandbox slot and a configured NbGraderAPI."""
     _die_with_grader(grader)
-    _worker["slot"] = slots.get()
+    open_grader(config, slots.get())
+
+
+def open_grader(config: Config, slot: int) -> contextlib.ExitStack:
+    """This process grades (a local worker, or the coordinator of a cluster batch, which runs
+    no sandbox): the config, a sandbox slot, a configured NbGraderAPI, the checks imported."""
+    _worker["slot"] = slot
     _worker["config"] = config
     os.environ[core.SEED_ENV] = str(config.seed)
     stack = contextlib.ExitStack()
     _worker["api"] = stack.enter_context(course.nbgrader_api(**_nbgrader_overrides(config)))
     _worker["stack"] = stack
     checks.modules()  # import every checks module (and optimkit) once, not per submission
+    return stack
 
 
 def _nbgrader_overrides(config: Config) -> dict:
@@ -268,15 +275,47 @@ def submission_key(sub: Submission, seed: int) -> str:
 def grade_submission(sub: Submission) -> Row:
     """In a worker: sandbox phase (concurrent), then nbgrader autograde + feedback."""
     config: Config = _worker["config"]
-    api = _worker["api"]
     started = time.monotonic()
-    row = Row(sub.student, sub.assignment, "graded", notes=list(sub.problems))
+    row, prepared = prepare(sub)
+    if prepared is not None:
+        with failures(row):
+            settings = grading.Settings(seed=config.seed, isolation=config.isolation, limits=config.limits,
+                                        slot=_worker["slot"])
+            graded = sandbox_phase(sub.assignment, {name: nb for name, (_, nb) in prepared.items()}, settings)
+        if row.status == "graded":
+            record(sub, row, prepared, graded)
+    row.seconds = round(time.monotonic() - started, 3)
+    return row
+
+
+@contextlib.contextmanager
+def failures(row: Row):
+    """What went wrong while grading ``row``'s submission, as the row's status: the sandbox or the
+    machine failing is an environment failure (the batch stops), anything else of ours is a
+    non-final "could not grade" (a re-run retries it); never a grade."""
     try:
+        yield
+    except (grading.SandboxError, sandbox.SandboxUnavailable) as exc:
+        row.status, row.reason, row.final = ENVIRONMENT, str(exc)[:500], False
+    except Exception as exc:  # noqa: BLE001 - one bad submission never stops the batch
+        # Not the submission's doing as far as we know: reported, never cached as final.
+        row.status, row.reason, row.final = "could not grade", f"{type(exc).__name__}: {exc}"[:500], False
+
+
+def prepare(sub: Submission) -> tuple[Row, dict | None]:
+    """Where the gradebook is: check the files, put them in nbgrader's submitted/ folder and
+    sanitise them like nbgrader (restore test cells from the gradebook). Returns the row and
+    {notebook name: (cache key, notebook)} to grade, or None when the row already says why not."""
+    config: Config = _worker["config"]
+    api = _worker["api"]
+    row = Row(sub.student, sub.assignment, "graded", notes=list(sub.problems))
+    prepared = {}
+    with failures(row):
         for name, path in sub.files.items():
             reason = check_notebook(path)
             if reason:
                 row.status, row.reason = "could not grade", f"{name}.ipynb: {reason}"
-                return row
+                return row, None
         # nbgrader's layout: submitted/<student>/<assignment>/<notebook>.ipynb
         folder = Path(api.coursedir.format_path(api.coursedir.submitted_directory, sub.student, sub.assignment))
         if folder.exists():
@@ -285,11 +324,33 @@ def grade_submission(sub: Submission) -> Row:
         for name, path in sub.files.items():
             shutil.copy(path, folder / f"{name}.ipynb")
         (folder / "timestamp.txt").write_text(time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime()))
+        for name, nb in _sanitized(api, sub, config).items():
+            prepared[name] = (grading.notebook_key(nb, config.seed), nb)
+    return row, (prepared if row.status == "graded" else None)
 
-        # Phase 1, concurrent: what nbgrader would execute, graded in the sandbox, cached by key.
-        _precompute(api, sub, config, row)
-        # Phase 2: nbgrader records it (OverwriteCells, SaveAutoGrades, ...) from the cache; one
-        # writer at a time on SQLite. Feedback and the scores only read the gradebook.
+
+def sandbox_phase(assignment: str, notebooks: dict, settings: grading.Settings) -> dict:
+    """The expensive part, run wherever there is a sandbox (a local worker or a cluster's): each
+    notebook graded, as {name: (graded notebook, summary)}. Needs no gradebook and no files."""
+    return {name: grading.grade_notebook(nb, assignment, settings) for name, nb in notebooks.items()}
+
+
+def record(sub: Submission, row: Row, prepared: dict, graded: dict) -> Row:
+    """Where the gradebook is: leave the graded notebooks where SandboxExecute finds them, then
+    nbgrader records them (OverwriteCells, SaveAutoGrades, ...; one writer at a time on SQLite),
+    writes the feedback, and the row gets the gradebook's scores."""
+    config: Config = _worker["config"]
+    api = _worker["api"]
+    with failures(row):
+        cache = config.out / "cache"
+        cache.mkdir(parents=True, exist_ok=True)
+        for name, (nb, summary) in graded.items():
+            key = prepared[name][0]
+            tmp = cache / f".{key}.{os.getpid()}.ipynb"
+            nbformat.write(nb, tmp)
+            os.replace(tmp, cache / f"{key}.ipynb")
+            row.mistakes.update(summary["mistakes"])
+            row.notes += summary["notes"]
         with _gradebook_lock(config):
             result = api.autograde(sub.assignment, sub.student, force=True, create=True)
         if not result["success"]:  # nbgrader's own machinery, not the submission: not final
@@ -304,16 +365,7 @@ def grade_submission(sub: Submission) -> Row:
             row.total, row.max_total = float(submitted.score), float(submitted.max_score)
             cells = {g.name: float(g.score) for nb in submitted.notebooks for g in nb.grades}
         row.scores = per_problem(sub.assignment, cells)
-        return row
-    except (grading.SandboxError, sandbox.SandboxUnavailable) as exc:
-        row.status, row.reason, row.final = ENVIRONMENT, str(exc)[:500], False
-        return row
-    except Exception as exc:  # noqa: BLE001 - one bad submission never stops the batch
-        # Not the submission's doing as far as we know: reported, never cached as final.
-        row.status, row.reason, row.final = "could not grade", f"{type(exc).__name__}: {exc}"[:500], False
-        return row
-    finally:
-        row.seconds = round(time.monotonic() - started, 3)
+    return row
 
 
 def _last_error(result: dict) -> str:
@@ -321,28 +373,20 @@ def _last_error(result: dict) -> str:
     return (lines[-1] if lines else result.get("error") or "unknown error")[-300:]
 
 
-def _precompute(api, sub: Submission, config: Config, row: Row) -> None:
-    """Sanitise like nbgrader (restore test cells from the gradebook), grade in the sandbox,
-    and leave the graded notebook where SandboxExecute will find it."""
+def _sanitized(api, sub: Submission, config: Config) -> dict:
+    """Each notebook as nbgrader's autograde will see it before it executes: outputs cleared, ids
+    deduplicated, the kernelspec and the test cells restored from the gradebook."""
     from nbgrader.preprocessors import ClearOutput, DeduplicateIds, OverwriteKernelspec
 
-    cache = config.out / "cache"
-    cache.mkdir(parents=True, exist_ok=True)
-    settings = grading.Settings(seed=config.seed, isolation=config.isolation, limits=config.limits,
-                                slot=_worker["slot"])
+    notebooks = {}
     for name, path in sub.files.items():
         nb = nbformat.read(path, as_version=4)
         resources = {"nbgrader": {"notebook": name, "assignment": sub.assignment, "student": sub.student,
                                   "db_url": config.db_url}}
         for pp in (ClearOutput, DeduplicateIds, OverwriteKernelspec, grading.RestoreCells):
             nb, resources = pp(parent=api).preprocess(nb, resources)
-        key = grading.notebook_key(nb, config.seed)
-        graded, summary = grading.grade_notebook(nb, sub.assignment, settings)
-        tmp = cache / f".{key}.{os.getpid()}.ipynb"
-        nbformat.write(graded, tmp)
-        os.replace(tmp, cache / f"{key}.ipynb")
-        row.mistakes.update(summary["mistakes"])
-        row.notes += summary["notes"]
+        notebooks[name] = nb
+    return notebooks
 
 
 def per_problem(assignment: str, scores: dict[str, float]) -> dict[str, float]:
@@ -381,7 +425,7 @@ def save_done(out: Path, row: Row, key: str) -> None:
 
 
 class Progress:
-    """One updating line on stderr: bar, counts, time left."""
+    """One updating line on stderr: bar, counts, rate (submissions a minute), time left."""
 
     def __init__(self, total: int, label: str):
         self.total, self.label, self.done, self.failed = total, label, 0, 0
@@ -395,10 +439,11 @@ class Progress:
             return  # a log gets a line per tenth, not per submission
         elapsed = time.monotonic() - self.started
         left = elapsed / self.done * (self.total - self.done) if self.done else 0
+        rate = self.done / elapsed * 60 if elapsed > 0 else 0.0
         width = 24
         filled = int(width * self.done / max(self.total, 1))
         line = (f"{self.label} [{'#' * filled}{'-' * (width - filled)}] {self.done}/{self.total}"
-                f"  could not grade: {self.failed}  elapsed {elapsed:5.1f} s  left ~{left:5.1f} s")
+                f"  could not grade: {self.failed}  {rate:5.1f}/min  elapsed {elapsed:5.1f} s  left ~{left:5.1f} s")
         sys.stderr.write(("\r" + line) if self.tty else line + "\n")
         if self.tty and self.done == self.total:
             sys.stderr.write("\n")
@@ -425,23 +470,26 @@ def write_csv(rows: list[Row], path: Path) -> None:
 def grade_inbox(inbox: Path, *, out: Path, assignment: str | None = None, roster: set[str] | None = None,
           workers: int = 0, seed: int | None = None, isolation: str | None = None,
           db_url: str | None = None, limits: sandbox.Limits = sandbox.Limits(),
-          allow_unsandboxed: bool = False, quiet: bool = False) -> list[Row]:
+          allow_unsandboxed: bool = False, quiet: bool = False, cluster: str | None = None) -> list[Row]:
     """Grade everything in ``inbox``; returns one Row per submission of the course folder
-    ``out`` (this batch's and earlier ones'). Raises :class:`EnvironmentFailure` when grading is
-    impossible here, :class:`Busy` when another batch holds ``out``."""
+    ``out`` (this batch's and earlier ones'). With ``cluster`` (a Dask scheduler's address), the
+    sandbox phase runs on that cluster's workers instead of a local pool. Raises
+    :class:`EnvironmentFailure` when grading is impossible here, :class:`Busy` when another batch holds ``out``."""
     say = (lambda *a: None) if quiet else (lambda *a: print(*a, file=sys.stderr))
-    isolation = isolation or sandbox.detect()
-    try:
-        grading.check_isolation(isolation, allow_unsandboxed)
-    except sandbox.SandboxUnavailable as exc:
-        raise EnvironmentFailure(str(exc)) from None
-    say(f"isolation: {isolation}" + ("" if isolation != "none" else "\n" + sandbox.WARNING_NONE))
+    if cluster is None:
+        isolation = isolation or sandbox.detect()
+        try:
+            grading.check_isolation(isolation, allow_unsandboxed)
+        except sandbox.SandboxUnavailable as exc:
+            raise EnvironmentFailure(str(exc)) from None
+        say(f"isolation: {isolation}" + ("" if isolation != "none" else "\n" + sandbox.WARNING_NONE))
+    # On a cluster each worker checks its own sandbox (autograder.cluster); this process runs none.
     out.mkdir(parents=True, exist_ok=True)
     os.chmod(out, 0o700)  # gradebook, seed and submissions: the grader's alone
     _remove_legacy_jobs()
     with _exclusive(out):
-        return _grade_locked(inbox, out, assignment, roster, workers, seed, isolation, db_url, limits,
-                             allow_unsandboxed, say, quiet)
+        return _grade_locked(inbox, out, assignment, roster, workers, seed, isolation or "", db_url, limits,
+                             allow_unsandboxed, say, quiet, cluster)
 
 
 def _remove_legacy_jobs(path: Path = Path("/var/tmp/descent-grading")) -> None:
@@ -479,17 +527,23 @@ def _exclusive(out: Path):
 
 
 def _grade_locked(inbox, out, assignment, roster, workers, seed, isolation, db_url, limits,
-                  allow_unsandboxed, say, quiet) -> list[Row]:
+                  allow_unsandboxed, say, quiet, cluster) -> list[Row]:
     seed = seed if seed is not None else grading.course_seed(out / "seed")
     db_url = db_url or f"sqlite:///{out / 'gradebook.db'}"
     workers = workers or max(1, min(os.cpu_count() or 1, 8))
     environment: list[Row] = []
-    with tempfile.TemporaryDirectory(prefix="descent-inbox-") as tmp:
+    with tempfile.TemporaryDirectory(prefix="descent-inbox-") as tmp, contextlib.ExitStack() as stack:
         submissions, rows, warnings = collect(Path(inbox), assignment, roster, Path(tmp))
         for warning in warnings:
             say(f"note: {warning}")
         config = Config(out=out, seed=seed, workers=workers, isolation=isolation, db_url=db_url,
                         limits=limits, allow_unsandboxed=allow_unsandboxed)
+        if cluster is not None:
+            from . import cluster as dask_cluster  # Dask is imported only when a cluster is asked for
+
+            # Refuses (EnvironmentFailure) before anything is recorded if a worker cannot isolate.
+            executor = stack.enter_context(dask_cluster.Cluster(cluster, config, say))
+            isolation, workers = executor.isolation, executor.slots
         register(config, {s.assignment for s in submissions}, {s.student for s in submissions} | (roster or set()))
         todo, keys = [], {}
         for sub in submissions:
@@ -500,35 +554,20 @@ def _grade_locked(inbox, out, assignment, roster, workers, seed, isolation, db_u
             else:
                 todo.append(sub)
         say(f"{len(submissions)} submissions: {len(submissions) - len(todo)} already graded, "
-            f"{len(todo)} to grade with {workers} workers")
+            f"{len(todo)} to grade with {workers} workers" + (f" on {cluster}" if cluster else ""))
         progress = Progress(len(todo), "grading")
-        if todo:
-            ctx = multiprocessing.get_context("forkserver")
-            slots = ctx.Queue()
-            for slot in range(workers):
-                slots.put(slot)
-            with ProcessPoolExecutor(max_workers=workers, mp_context=ctx, initializer=_init_worker,
-                                     initargs=(config, slots, os.getpid())) as pool:
-                futures = {pool.submit(grade_submission, sub): sub for sub in todo}
-                for future in as_completed(futures):
-                    sub = futures[future]
-                    if future.cancelled():
-                        continue
-                    try:
-                        row = future.result()
-                    except Exception as exc:  # noqa: BLE001 - a dead worker loses no submission
-                        row = Row(sub.student, sub.assignment, "could not grade", final=False,
-                                  reason=f"the grading worker failed: {type(exc).__name__}: {exc}"[:300])
-                    if row.status == ENVIRONMENT:
-                        environment.append(row)
-                        for other in futures:  # the next ones would fail the same way
-                            other.cancel()
-                        continue
-                    if row.final:
-                        save_done(out, row, keys[(sub.student, sub.assignment)])
-                    rows.append(row)
-                    if not quiet:
-                        progress.update(failed=row.status != "graded")
+        stop = threading.Event()  # set: an environment failure, the rest would fail the same way
+        results = _local_pool(config, todo, stop) if cluster is None else executor.results(todo, stop)
+        for sub, row in results if todo else ():
+            if row.status == ENVIRONMENT:
+                environment.append(row)
+                stop.set()
+                continue
+            if row.final:
+                save_done(out, row, keys[(sub.student, sub.assignment)])
+            rows.append(row)
+            if not quiet:
+                progress.update(failed=row.status != "graded")
     rows = whole_course(out, rows)
     write_outputs(out, rows, isolation, warnings)
     say(f"done: {sum(r.status == 'graded' for r in rows)} graded, "
@@ -539,6 +578,36 @@ def _grade_locked(inbox, out, assignment, roster, workers, seed, isolation, db_u
             f"the rest were not started; nothing was recorded for them, so running the same command "
             f"again after fixing it grades them")
     return rows
+
+
+def _local_pool(config: Config, todo: list[Submission], stop: threading.Event):
+    """(submission, row) as each is graded by this machine's worker processes; once ``stop`` is
+    set, the ones not started are cancelled."""
+    ctx = multiprocessing.get_context("forkserver")
+    slots = ctx.Queue()
+    for slot in range(config.workers):
+        slots.put(slot)
+    with ProcessPoolExecutor(max_workers=config.workers, mp_context=ctx, initializer=_init_worker,
+                             initargs=(config, slots, os.getpid())) as pool:
+        futures = {pool.submit(grade_submission, sub): sub for sub in todo}
+        for future in as_completed(futures):
+            sub = futures[future]
+            if future.cancelled():
+                continue
+            try:
+                row = future.result()
+            except Exception as exc:  # noqa: BLE001 - a dead worker loses no submission
+                row = lost(sub, exc)
+            yield sub, row
+            if stop.is_set():
+                for other in futures:
+                    other.cancel()
+
+
+def lost(sub: Submission, exc: BaseException) -> Row:
+    """The row of a submission whose worker died under it: not final, so a re-run grades it."""
+    return Row(sub.student, sub.assignment, "could not grade", final=False,
+               reason=f"the grading worker failed: {type(exc).__name__}: {exc}"[:300])
 
 
 def whole_course(out: Path, batch: list[Row]) -> list[Row]:

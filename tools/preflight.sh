@@ -17,7 +17,7 @@ for goal in "$@"; do
   case $goal in
     all) want_npm=1 want_bwrap=1 ;;
     site) want_npm=1 ;;
-    grade) want_bwrap=1 ;;
+    grade|worker) want_bwrap=1 ;;
     test) want_npm=1 want_bwrap=1 want_chromium=1 want_postgres=1 ;;
     bench) want_npm=1 want_bwrap=1 ;;
   esac
