@@ -28,7 +28,9 @@ see :mod:`optimkit.schedules`; where both exist they agree to rounding, except
 that :func:`optimkit.schedules.cosine` clamps at ``lr_min`` past its horizon
 while :class:`CosineAnnealingLR` keeps following the cosine, as torch's does.
 
-Differences from torch: arguments are checked when the scheduler is built,
+Differences from torch: where torch's recursion rounds a schedule that reaches 0 to a
+tiny negative lr (``LinearLR(opt, 0.9, 0.0, 100)`` ends at -8.6e-18), 0.0 is written, since
+optimkit's optimizers refuse a negative lr; arguments are checked when the scheduler is built,
 with a message naming the argument (torch accepts some that fail later, e.g.
 ``ConstantLR(factor=0)`` divides by zero at ``total_iters``); no warning when
 ``step()`` is called before the optimizer's ``step()`` (torch patches the
@@ -130,6 +132,25 @@ def _set(group: dict, key: str, value) -> None:
         group[key] = value
 
 
+ROUNDING = 1e-12
+"""A negative lr within this fraction of the group's lr scale is rounding residue: written as 0."""
+
+
+def _written(lr, group: dict):
+    """torch's value, except the residue of a schedule reaching 0 from above.
+
+    torch's recursive forms can end a step below zero by rounding (``LinearLR(opt, 0.9, 0.0,
+    100)`` reaches -8.6e-18); torch's optimizers step with it, optimkit's refuse a negative lr,
+    so that residue is written as 0.0 (a difference of 1e-17 in the lr). A really negative lr
+    (a lambda's, say) is written as it is, and the optimizer's step refuses it by name.
+    """
+    if isinstance(lr, (float, np.floating)) and lr < 0:
+        scale = max(abs(float(group["lr"])), abs(float(group.get("initial_lr", 0.0))))
+        if -lr <= ROUNDING * scale:
+            return 0.0
+    return lr
+
+
 def _set_momentum(group: dict, use_beta1: bool, momentum) -> None:
     if use_beta1:
         group["betas"] = (momentum, *group["betas"][1:])
@@ -219,7 +240,7 @@ class LRScheduler:
         finally:
             self._get_lr_called_within_step = False
         for group, lr in zip(self.optimizer.param_groups, values, strict=True):
-            _set(group, "lr", lr)
+            _set(group, "lr", _written(lr, group))
         self._last_lr = _values(self.optimizer, "lr")
 
     # --- state ---
