@@ -501,17 +501,22 @@ def sharpness_run(X: np.ndarray, Y: np.ndarray, lr: float, *, steps: int = 6000,
 
 def sharpness_figure(runs: dict):
     """Sharpness (top) and training loss (bottom, log scale) against the step for each
-    ``{lr: sharpness_run(...)}``, with the line 2/lr dashed in each run's colour."""
+    ``{lr: sharpness_run(...)}``, with the line 2/lr dashed in each run's colour (a line far
+    above every measured sharpness is left out, and its legend entry says so)."""
     fig, (top, bottom) = plt.subplots(2, 1, figsize=(7.0, 5.6), sharex=True)
+    highest = max(r["sharpness"].max() for r in runs.values())
+    ceiling = 1.15 * highest
     for i, (lr, r) in enumerate(runs.items()):
         color = COLORS[i % len(COLORS)]
-        top.plot(r["steps"], r["sharpness"], color=color, linewidth=1.6, label=f"η = {lr:g}")
-        top.axhline(2 / lr, color=color, linestyle="--", linewidth=1.0)
-        top.text(r["steps"][-1], 2 / lr, f"2/η = {2 / lr:.3g} ", ha="right", va="bottom",
-                 fontsize=8, color=color)
+        shown = 2 / lr <= ceiling
+        top.plot(r["steps"], r["sharpness"], color=color, linewidth=1.6,
+                 label=f"η = {lr:g}: 2/η = {2 / lr:.3g}" + ("" if shown else " (off the scale)"))
+        if shown:
+            top.axhline(2 / lr, color=color, linestyle="--", linewidth=1.0)
         bottom.plot(np.arange(len(r["losses"])), r["losses"], color=color, linewidth=0.9)
+    top.set_ylim(0.8 * min(r["sharpness"].min() for r in runs.values()), ceiling)
     top.set_ylabel(r"sharpness $\lambda_{\max}$")
-    top.legend(loc="lower right", fontsize=8)
+    top.legend(loc="upper left", fontsize=8)
     bottom.set_yscale("log")
     bottom.set_xlabel("step")
     bottom.set_ylabel("training loss (MSE)")

@@ -194,3 +194,18 @@ def test_sharpness_run_at_a_large_lr_hovers_at_two_over_lr(data):
     run = ch09.sharpness_run(X, Y, 0.25, steps=4000, every=200)
     assert len(run["losses"]) == 4001 and len(run["sharpness"]) == 21
     assert abs(run["sharpness"][-5:].mean() / 8.0 - 1) < 0.03  # the chapter's edge of stability
+
+
+def test_sharpness_figure_leaves_out_a_two_over_lr_line_far_above_the_data():
+    import matplotlib.pyplot as plt
+
+    steps = np.arange(0, 1001, 100)
+    runs = {lr: {"steps": steps, "sharpness": np.full(len(steps), 7.0), "losses": np.ones(1001)}
+            for lr in (0.1, 0.25)}
+    fig = ch09.sharpness_figure(runs)
+    top = fig.axes[0]
+    labels = [t.get_text() for t in top.get_legend().get_texts()]
+    assert labels == ["η = 0.1: 2/η = 20 (off the scale)", "η = 0.25: 2/η = 8"]
+    dashed = [line.get_ydata()[0] for line in top.get_lines() if line.get_linestyle() == "--"]
+    assert dashed == [8.0]
+    plt.close(fig)
