@@ -4,7 +4,7 @@ The tests are grouped by what they test, one folder a group and a marker of the 
 
     tests/core/      optimkit against its oracles (torch.optim, closed forms, finite differences)
     tests/book/      the book's machinery (book/descent): figures, sliders, the numbers in prose
-    tests/grading/   checks, the exercise kit, the sandbox, the pipeline, PostgreSQL
+    tests/grading/   checks, the exercise kit, the sandbox, the pipeline, PostgreSQL, a Dask cluster
     tests/browser/   Debian's chromium over the built site and a live JupyterLab
     tests/setup/     a fresh clone running `make` and `make test`; the layout ARCHITECTURE.md promises
 
@@ -26,7 +26,7 @@ GROUPS = ("core", "book", "grading", "browser", "setup")
 # Files whose tests run nbgrader, kernels in the grading sandbox, a PostgreSQL server, git
 # clones or builds: minutes, not seconds. (Every browser test is slow too.)
 SLOW = {"test_pipeline.py", "test_postgres.py", "test_sandbox.py", "test_exercise_kit.py",
-        "test_fresh_clone.py"}
+        "test_cluster.py", "test_fresh_clone.py"}
 
 
 def pytest_collection_modifyitems(config, items):
