@@ -1015,7 +1015,7 @@ class ReduceLROnPlateau(LRScheduler, schedules.ReduceLROnPlateau):
         else:
             default_min_lr = validate.non_negative("min_lr", min_lr)
             min_lrs = [default_min_lr] * len(optimizer.param_groups)
-        self._set_hparams(mode, factor, patience, threshold, threshold_mode, cooldown, eps)
+        self.set_hyperparameters(mode, factor, patience, threshold, threshold_mode, cooldown, eps)
         self.optimizer = optimizer
         self.default_min_lr, self.min_lrs = default_min_lr, min_lrs
         self.last_epoch = 0
@@ -1031,7 +1031,7 @@ class ReduceLROnPlateau(LRScheduler, schedules.ReduceLROnPlateau):
 
     def step(self, metrics, epoch=None) -> None:  # type: ignore[override]
         """Record one epoch's metric (a number or 0-d array) and reduce the lrs if it is time."""
-        reduce = self._observe(metrics)
+        reduce = self.observe(metrics)
         if epoch is not None:
             warnings.warn(EPOCH_DEPRECATION_WARNING, UserWarning, stacklevel=2)
             self.last_epoch = epoch
@@ -1044,13 +1044,13 @@ class ReduceLROnPlateau(LRScheduler, schedules.ReduceLROnPlateau):
                                        f"({len(self.min_lrs)}): append to min_lrs for the new groups")
                 self.min_lrs = [self.default_min_lr] * len(groups)
             for group, min_lr in zip(groups, self.min_lrs):
-                new = self._reduced(float(group["lr"]), min_lr)
+                new = self.reduced(float(group["lr"]), min_lr)
                 if new is not None:
                     _set(group, "lr", new)
         self._last_lr = _values(self.optimizer, "lr")
 
     def _check_state(self, state: dict) -> None:
-        self._set_hparams(*(state[k] for k in ("mode", "factor", "patience", "threshold",
+        self.set_hyperparameters(*(state[k] for k in ("mode", "factor", "patience", "threshold",
                                                "threshold_mode", "cooldown", "eps")))
 
     def _after_load(self) -> None:

@@ -430,14 +430,15 @@ class ReduceLROnPlateau:
                 f"attribute, got {type(lr_or_optimizer).__name__}"
             )
         min_lr = validate.non_negative("min_lr", min_lr)
-        self._set_hparams(mode, factor, patience, threshold, threshold_mode, cooldown, eps)
+        self.set_hyperparameters(mode, factor, patience, threshold, threshold_mode, cooldown, eps)
         self.min_lr = min_lr
         self.best = math.inf if self.mode == "min" else -math.inf
         self.num_bad_epochs = 0
         self.cooldown_counter = 0
         self.last_epoch = 0
 
-    def _set_hparams(self, mode, factor, patience, threshold, threshold_mode, cooldown, eps):
+    def set_hyperparameters(self, mode, factor, patience, threshold, threshold_mode, cooldown, eps):
+        """Check and set the settings (shared with optimkit.lr_scheduler.ReduceLROnPlateau)."""
         # Validate everything before assigning anything. (min_lr is the caller's: one
         # number here, one per parameter group in optimkit.lr_scheduler.ReduceLROnPlateau.)
         if mode not in ("min", "max"):
@@ -471,7 +472,7 @@ class ReduceLROnPlateau:
             return a < best * (1.0 - self.threshold) if rel else a < best - self.threshold
         return a > best * (self.threshold + 1.0) if rel else a > best + self.threshold
 
-    def _observe(self, metric) -> bool:
+    def observe(self, metric) -> bool:
         """Count one epoch's metric; True when the lr is to be reduced now.
 
         The counters are already reset for the next epoch when it returns True.
@@ -492,15 +493,15 @@ class ReduceLROnPlateau:
             return True
         return False
 
-    def _reduced(self, old: float, min_lr: float) -> float | None:
+    def reduced(self, old: float, min_lr: float) -> float | None:
         """The lr after one reduction of ``old``, or ``None`` when the change is negligible."""
         new = max(old * self.factor, min_lr)
         return new if old - new > self.eps else None  # ignore negligible (or upward) changes
 
     def step(self, metric) -> float:
         """Record one epoch's metric; returns the lr to use next."""
-        if self._observe(metric):
-            new = self._reduced(self.lr, self.min_lr)
+        if self.observe(metric):
+            new = self.reduced(self.lr, self.min_lr)
             if new is not None:
                 if self.optimizer is not None:
                     self.optimizer.lr = new
@@ -526,7 +527,7 @@ class ReduceLROnPlateau:
         if not isinstance(best, (Real, np.number)) or isinstance(best, bool):
             raise ValueError(f"state['best'] must be a number (inf before any metric), got {best!r}")
         min_lr = validate.non_negative("state['min_lr']", state["min_lr"])
-        self._set_hparams(**{k: state[k] for k in self._HPARAMS if k != "min_lr"})
+        self.set_hyperparameters(**{k: state[k] for k in self._HPARAMS if k != "min_lr"})
         self.min_lr = min_lr
         self.best = float(best)
         for key, value in counters.items():
