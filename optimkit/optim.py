@@ -448,9 +448,7 @@ class Adamax(Optimizer):
                                       capturable=capturable))
 
     def _check(self, group):
-        rules.check_common(group["lr"], group["weight_decay"])
-        rules.check_betas(group["betas"])
-        validate.non_negative("eps", group["eps"])
+        validate.adamax_args(group["lr"], group["betas"], group["eps"], group["weight_decay"])
 
     def _init_state(self, p, group):
         return {"step": 0, "exp_avg": _zeros(p), "exp_inf": _zeros(p)}
@@ -471,9 +469,7 @@ class Adadelta(Optimizer):
                                       differentiable=differentiable))
 
     def _check(self, group):
-        rules.check_common(group["lr"], group["weight_decay"])
-        validate.in_unit_interval("rho", group["rho"], closed_right=True)
-        validate.non_negative("eps", group["eps"])
+        validate.adadelta_args(group["lr"], group["rho"], group["eps"], group["weight_decay"])
 
     def _init_state(self, p, group):
         return {"step": 0, "square_avg": _zeros(p), "acc_delta": _zeros(p)}
@@ -522,10 +518,8 @@ class ASGD(Optimizer):
                                       capturable=capturable))
 
     def _check(self, group):
-        rules.check_common(group["lr"], group["weight_decay"])
-        validate.non_negative("lambd", group["lambd"])
-        validate.finite("alpha", group["alpha"])
-        validate.finite("t0", group["t0"])
+        validate.asgd_args(group["lr"], group["lambd"], group["alpha"], group["t0"],
+                           group["weight_decay"])
 
     def _init_state(self, p, group):
         return {"step": 0, "eta": float(group["lr"]), "mu": 1.0, "ax": _zeros(p)}
@@ -568,5 +562,64 @@ class Adafactor(Optimizer):
                                weight_decay=group["weight_decay"], maximize=group["maximize"])
 
 
+class LBFGS(Optimizer):
+    """L-BFGS, as ``torch.optim.LBFGS`` (one parameter group; ``line_search_fn=None`` or
+    ``"strong_wolfe"``). Update rule: :func:`optimkit.rules.lbfgs_update`.
+
+    ``step(closure)`` only: ``closure()`` returns ``(loss, grads)`` at the current arrays, and
+    one ``step`` runs up to ``max_iter`` iterations, calling it as often as it needs. Its state
+    (history, last direction, counters) is ``state[0]`` under torch's keys. Not
+    :class:`optimkit.beyond.LBFGS`, the book's one-iteration-per-step teaching version.
+    """
+
+    def __init__(self, params, lr=1, max_iter=20, max_eval=None, tolerance_grad=1e-7,
+                 tolerance_change=1e-9, history_size=100, line_search_fn=None):
+        max_eval = validate.lbfgs_args(lr, max_iter, max_eval, tolerance_grad, tolerance_change,
+                                       history_size, line_search_fn)
+        super().__init__(params, dict(lr=lr, max_iter=max_iter, max_eval=max_eval,
+                                      tolerance_grad=tolerance_grad,
+                                      tolerance_change=tolerance_change,
+                                      history_size=history_size, line_search_fn=line_search_fn))
+
+    def add_param_group(self, param_group: dict) -> None:
+        if self.param_groups:
+            raise ValueError("LBFGS doesn't support per-parameter options (parameter groups): "
+                             "it works on all its arrays as one vector; give them as one list")
+        super().add_param_group(param_group)
+
+    def _check(self, group):
+        validate.lbfgs_args(group["lr"], group["max_iter"], group["max_eval"],
+                            group["tolerance_grad"], group["tolerance_change"],
+                            group["history_size"], group["line_search_fn"])
+
+    def _init_state(self, p, group):
+        return rules.lbfgs_init()._asdict()
+
+    def step(self, closure=None):
+        """Up to ``max_iter`` iterations; returns the loss at the start, as torch's."""
+        if not callable(closure):
+            raise TypeError("LBFGS.step needs a closure returning (loss, grads): it evaluates "
+                            "the loss at points of its own choosing")
+        group = self._checked(self.param_groups[0])
+        arrays = group["params"]
+
+        def fun(values):
+            for p, v in zip(arrays, values):
+                p[...] = v
+            return closure()
+
+        saved = self.state[0]
+        state = rules.LBFGSState(**saved) if saved else rules.lbfgs_init()
+        hyper = {k: group[k] for k in self.defaults}
+        new_params, state, loss = rules.lbfgs_update(fun, state, [p.copy() for p in arrays],
+                                                     **hyper)
+        for p, v in zip(arrays, new_params):
+            p[...] = v
+        self.state[0] = state._asdict()
+        return loss
+
+
 OPTIMIZERS = {cls.__name__: cls for cls in (SGD, Adagrad, RMSprop, Adam, AdamW, NAdam, RAdam,
                                              Adamax, Adadelta, Rprop, ASGD, Adafactor)}
+"""The classes that step with gradients, ``step(grads)``, by name (LBFGS, which needs a
+closure, is not among them)."""

@@ -544,9 +544,7 @@ def adamax_update(grads, state: AdamaxState, params, *, lr=2e-3, betas=(0.9, 0.9
 
     :math:`\gamma` is ``lr``; :math:`m_0 = u_0 = 0`.
     """
-    check_common(lr, weight_decay)
-    check_betas(betas)
-    validate.non_negative("eps", eps)
+    validate.adamax_args(lr, betas, eps, weight_decay)
     params = _copy(validate.float_params(params))
     grads = validate.grads_like(grads, params)
     t = state.step + 1
@@ -602,9 +600,7 @@ def adadelta_update(grads, state: AdadeltaState, params, *, lr=1.0, rho=0.9, eps
 
     :math:`\gamma` is ``lr`` (1 by default: Adadelta's step has the units of θ on its own).
     """
-    check_common(lr, weight_decay)
-    validate.in_unit_interval("rho", rho, closed_right=True)
-    validate.non_negative("eps", eps)
+    validate.adadelta_args(lr, rho, eps, weight_decay)
     params = _copy(validate.float_params(params))
     grads = validate.grads_like(grads, params)
     v, u = _copy(state.v), _copy(state.u)
@@ -737,10 +733,7 @@ def asgd_update(grads, state: ASGDState, params, *, lr=1e-2, lambd=1e-4, alpha=0
     :math:`g_t`. The average :math:`\bar\theta` (``ax``) is the estimate ASGD returns; the
     parameters themselves follow plain decayed SGD.
     """
-    check_common(lr, weight_decay)
-    validate.non_negative("lambd", lambd)
-    validate.finite("alpha", alpha)
-    validate.finite("t0", t0)
+    validate.asgd_args(lr, lambd, alpha, t0, weight_decay)
     params = _copy(validate.float_params(params))
     grads = validate.grads_like(grads, params)
     t = state.step + 1
@@ -841,3 +834,221 @@ def adafactor_update(grads, state: AdafactorState, params, *, lr=1e-2, beta2_dec
         adafactor_kernel(p, np.asarray(g), r_i, c_i, v_i, t=t, lr=lr, beta2_decay=beta2_decay,
                          eps=eps, d=d, weight_decay=weight_decay, maximize=maximize)
     return params, AdafactorState(step=t, row=row, col=col, v=v)
+
+
+# ---------------------------------------------------------------------------
+# L-BFGS (torch's, with its strong-Wolfe line search)
+# ---------------------------------------------------------------------------
+
+def cubic_interpolate(x1, f1, g1, x2, f2, g2, bounds=None):
+    """The minimiser of the cubic through (x1, f1) and (x2, f2) with slopes g1, g2, clamped to
+    ``bounds`` (default: between x1 and x2); their midpoint when the cubic has no minimum."""
+    xmin_bound, xmax_bound = bounds if bounds is not None else (min(x1, x2), max(x1, x2))
+    d1 = g1 + g2 - 3 * (f1 - f2) / (x1 - x2)
+    d2_square = d1 ** 2 - g1 * g2
+    if d2_square < 0:
+        return (xmin_bound + xmax_bound) / 2.0
+    d2 = math.sqrt(d2_square)
+    if x1 <= x2:
+        min_pos = x2 - (x2 - x1) * ((g2 + d2 - d1) / (g2 - g1 + 2 * d2))
+    else:
+        min_pos = x1 - (x1 - x2) * ((g1 + d2 - d1) / (g1 - g2 + 2 * d2))
+    return min(max(min_pos, xmin_bound), xmax_bound)
+
+
+def strong_wolfe(evaluate, t, d, f, g, gtd, c1=1e-4, c2=0.9, tolerance_change=1e-9, max_ls=25):
+    r"""torch's line search along ``d`` for a step ``t`` meeting the strong Wolfe conditions
+
+    .. math:: f(x + t d) \le f(x) + c_1 t\, g^\top d, \qquad
+              |\nabla f(x + t d)^\top d| \le c_2\, |g^\top d|
+
+    by bracketing then zooming with cubic interpolation. ``evaluate(t)`` returns the loss and
+    flat gradient at :math:`x + t d`. Returns ``(f_new, g_new, t, evaluations)``.
+    """
+    d_norm = float(np.max(np.abs(d)))
+    f_new, g_new = evaluate(t)
+    ls_func_evals, gtd_new = 1, float(g_new @ d)
+    t_prev, f_prev, g_prev, gtd_prev = 0, f, g, gtd
+    done, ls_iter = False, 0
+    while ls_iter < max_ls:  # bracket a step that satisfies the conditions
+        if f_new > (f + c1 * t * gtd) or (ls_iter > 1 and f_new >= f_prev):
+            bracket, bracket_f = [t_prev, t], [f_prev, f_new]
+            bracket_g, bracket_gtd = [g_prev, g_new], [gtd_prev, gtd_new]
+            break
+        if abs(gtd_new) <= -c2 * gtd:
+            bracket, bracket_f, bracket_g, done = [t], [f_new], [g_new], True
+            break
+        if gtd_new >= 0:
+            bracket, bracket_f = [t_prev, t], [f_prev, f_new]
+            bracket_g, bracket_gtd = [g_prev, g_new], [gtd_prev, gtd_new]
+            break
+        min_step, max_step = t + 0.01 * (t - t_prev), t * 10
+        t_prev, t = t, cubic_interpolate(t_prev, f_prev, gtd_prev, t, f_new, gtd_new,
+                                         bounds=(min_step, max_step))
+        f_prev, g_prev, gtd_prev = f_new, g_new, gtd_new
+        f_new, g_new = evaluate(t)
+        ls_func_evals += 1
+        gtd_new = float(g_new @ d)
+        ls_iter += 1
+    if ls_iter == max_ls:
+        bracket, bracket_f, bracket_g = [0, t], [f, f_new], [g, g_new]
+    insuf_progress = False
+    low_pos, high_pos = (0, 1) if bracket_f[0] <= bracket_f[-1] else (1, 0)
+    while not done and ls_iter < max_ls:  # zoom into the bracket
+        if abs(bracket[1] - bracket[0]) * d_norm < tolerance_change:
+            break
+        t = cubic_interpolate(bracket[0], bracket_f[0], bracket_gtd[0],
+                              bracket[1], bracket_f[1], bracket_gtd[1])
+        # a step too close to an end of the bracket makes no progress: move it inside
+        eps = 0.1 * (max(bracket) - min(bracket))
+        if min(max(bracket) - t, t - min(bracket)) < eps:
+            if insuf_progress or t >= max(bracket) or t <= min(bracket):
+                t = max(bracket) - eps if abs(t - max(bracket)) < abs(t - min(bracket)) \
+                    else min(bracket) + eps
+                insuf_progress = False
+            else:
+                insuf_progress = True
+        else:
+            insuf_progress = False
+        f_new, g_new = evaluate(t)
+        ls_func_evals += 1
+        gtd_new = float(g_new @ d)
+        ls_iter += 1
+        if f_new > (f + c1 * t * gtd) or f_new >= bracket_f[low_pos]:
+            bracket[high_pos], bracket_f[high_pos] = t, f_new
+            bracket_g[high_pos], bracket_gtd[high_pos] = g_new, gtd_new
+            low_pos, high_pos = (0, 1) if bracket_f[0] <= bracket_f[1] else (1, 0)
+        else:
+            if abs(gtd_new) <= -c2 * gtd:
+                done = True
+            elif gtd_new * (bracket[high_pos] - bracket[low_pos]) >= 0:
+                bracket[high_pos], bracket_f[high_pos] = bracket[low_pos], bracket_f[low_pos]
+                bracket_g[high_pos] = bracket_g[low_pos]
+                bracket_gtd[high_pos] = bracket_gtd[low_pos]
+            bracket[low_pos], bracket_f[low_pos] = t, f_new
+            bracket_g[low_pos], bracket_gtd[low_pos] = g_new, gtd_new
+    return bracket_f[low_pos], bracket_g[low_pos], bracket[low_pos], ls_func_evals
+
+
+def lbfgs_direction(g, old_dirs, old_stps, ro, H_diag):
+    r"""The two-loop recursion: :math:`-H g` for the L-BFGS inverse-Hessian estimate :math:`H`
+    built from the pairs :math:`y_i` (``old_dirs``), :math:`s_i` (``old_stps``),
+    :math:`\rho_i = 1/y_i^\top s_i` and the initial scaling ``H_diag`` :math:`= s^\top y/y^\top y`."""
+    q = -g
+    al = [0.0] * len(old_dirs)
+    for i in range(len(old_dirs) - 1, -1, -1):
+        al[i] = float(old_stps[i] @ q) * ro[i]
+        q -= al[i] * old_dirs[i]
+    r = q * H_diag
+    for i in range(len(old_dirs)):
+        be_i = float(old_dirs[i] @ r) * ro[i]
+        r += (al[i] - be_i) * old_stps[i]
+    return r
+
+
+class LBFGSState(NamedTuple):
+    func_evals: int                      # closure calls, over all steps
+    n_iter: int                          # iterations, over all steps
+    d: np.ndarray | None                 # the last direction (flat)
+    t: float | None                      # the last step length
+    old_dirs: Arrays                     # y_i = g_{i+1} - g_i, newest last
+    old_stps: Arrays                     # s_i = t_i d_i
+    ro: list                             # 1 / (y_i . s_i)
+    H_diag: float                        # s.y / y.y of the newest pair
+    prev_flat_grad: np.ndarray | None
+    prev_loss: float | None
+
+
+def lbfgs_init(params=None) -> LBFGSState:
+    return LBFGSState(func_evals=0, n_iter=0, d=None, t=None, old_dirs=[], old_stps=[], ro=[],
+                      H_diag=1.0, prev_flat_grad=None, prev_loss=None)
+
+
+def lbfgs_update(fun, state: LBFGSState, params, *, lr=1.0, max_iter=20, max_eval=None,
+                 tolerance_grad=1e-7, tolerance_change=1e-9, history_size=100,
+                 line_search_fn=None):
+    r"""One ``step`` of ``torch.optim.LBFGS``: up to ``max_iter`` L-BFGS iterations.
+
+    ``fun(params)`` returns ``(loss, grads)`` at the given list of arrays (a ``None`` gradient
+    counts as zeros). Returns ``(params, state, loss)``, ``loss`` being the loss at the start,
+    as torch's ``step`` returns. Each iteration moves :math:`x \leftarrow x + t\,d` along the
+    two-loop direction :math:`d = -H g` (:func:`lbfgs_direction`), with :math:`t` =
+    ``lr`` (the first iteration ever: :math:`\min(1, 1/\lVert g\rVert_1)\,`\ ``lr``) or, with
+    ``line_search_fn="strong_wolfe"``, the step :func:`strong_wolfe` finds from there. A pair
+    :math:`(s, y)` enters the history only when :math:`y^\top s > 10^{-10}`. It stops early
+    when :math:`\max|g| \le` ``tolerance_grad``, when a step or a change of loss falls below
+    ``tolerance_change``, or after ``max_eval`` evaluations.
+    """
+    max_eval = validate.lbfgs_args(lr, max_iter, max_eval, tolerance_grad, tolerance_change,
+                                   history_size, line_search_fn)
+    params = validate.float_params(params)
+    shapes, sizes = [p.shape for p in params], [p.size for p in params]
+    x = np.concatenate([np.ravel(p) for p in params]).astype(np.result_type(*params))
+
+    def evaluate(flat):
+        arrays = [a.reshape(s) for a, s in zip(np.split(flat, np.cumsum(sizes)[:-1]), shapes)]
+        loss, grads = validate.closure_result(fun(arrays))
+        grads = validate.grads_like(grads, arrays, allow_none=True)
+        return float(loss), np.concatenate([np.zeros(n) if g is None else np.ravel(g)
+                                            for g, n in zip(grads, sizes)])
+
+    def unflatten(flat):
+        return [a.reshape(s).copy() for a, s in zip(np.split(flat, np.cumsum(sizes)[:-1]), shapes)]
+
+    func_evals, n_total = state.func_evals, state.n_iter
+    d, t, old_dirs, old_stps = state.d, state.t, list(state.old_dirs), list(state.old_stps)
+    ro, H_diag = list(state.ro), state.H_diag
+    prev_flat_grad, prev_loss = state.prev_flat_grad, state.prev_loss
+
+    orig_loss, flat_grad = evaluate(x)
+    loss, current_evals = orig_loss, 1
+    func_evals += 1
+    if np.max(np.abs(flat_grad)) <= tolerance_grad:  # already optimal
+        return unflatten(x), state._replace(func_evals=func_evals), orig_loss
+
+    n_iter = 0
+    while n_iter < max_iter:
+        n_iter += 1
+        n_total += 1
+        if n_total == 1:
+            d, old_dirs, old_stps, ro, H_diag = -flat_grad, [], [], [], 1.0
+        else:
+            y = flat_grad - prev_flat_grad
+            s = d * t
+            ys = float(y @ s)
+            if ys > 1e-10:  # keep only pairs with positive curvature
+                if len(old_dirs) == history_size:
+                    old_dirs.pop(0), old_stps.pop(0), ro.pop(0)
+                old_dirs.append(y)
+                old_stps.append(s)
+                ro.append(1.0 / ys)
+                H_diag = ys / float(y @ y)
+            d = lbfgs_direction(flat_grad, old_dirs, old_stps, ro, H_diag)
+        prev_flat_grad, prev_loss = flat_grad.copy(), loss
+        t = min(1.0, 1.0 / float(np.sum(np.abs(flat_grad)))) * lr if n_total == 1 else lr
+        gtd = float(flat_grad @ d)
+        if gtd > -tolerance_change:  # not a descent direction
+            break
+        ls_func_evals = 0
+        if line_search_fn is not None:
+            loss, flat_grad, t, ls_func_evals = strong_wolfe(
+                lambda step: evaluate(x + step * d), t, d, loss, flat_grad, gtd,
+                max_ls=max_eval - current_evals)
+            x = x + t * d
+            opt_cond = np.max(np.abs(flat_grad)) <= tolerance_grad
+        else:
+            x = x + t * d
+            if n_iter != max_iter:  # no use evaluating after the last iteration
+                loss, flat_grad = evaluate(x)
+                opt_cond = np.max(np.abs(flat_grad)) <= tolerance_grad
+                ls_func_evals = 1
+        current_evals += ls_func_evals
+        func_evals += ls_func_evals
+        if n_iter == max_iter or current_evals >= max_eval or opt_cond:
+            break
+        if np.max(np.abs(d * t)) <= tolerance_change or abs(loss - prev_loss) < tolerance_change:
+            break  # no progress
+    new_state = LBFGSState(func_evals=func_evals, n_iter=n_total, d=d, t=t, old_dirs=old_dirs,
+                           old_stps=old_stps, ro=ro, H_diag=H_diag,
+                           prev_flat_grad=prev_flat_grad, prev_loss=prev_loss)
+    return unflatten(x), new_state, orig_loss

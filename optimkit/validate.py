@@ -327,3 +327,44 @@ def adafactor_args(lr, beta2_decay, eps, d, weight_decay) -> tuple:
         raise ValueError(f"d (the clipping threshold) must be >= 1, got {d!r}")
     non_negative("weight_decay", weight_decay)
     return eps1, eps2
+
+
+def lbfgs_args(lr, max_iter, max_eval, tolerance_grad, tolerance_change, history_size,
+               line_search_fn) -> int:
+    """L-BFGS's settings; returns ``max_eval`` (torch's default: ``max_iter * 5 // 4``)."""
+    non_negative("lr", lr)
+    max_iter = positive_int("max_iter", max_iter)
+    max_eval = max_iter * 5 // 4 if max_eval is None else positive_int("max_eval", max_eval)
+    non_negative("tolerance_grad", tolerance_grad)
+    non_negative("tolerance_change", tolerance_change)
+    positive_int("history_size", history_size)
+    if line_search_fn not in (None, "strong_wolfe"):
+        raise ValueError(f"line_search_fn must be None or 'strong_wolfe', got {line_search_fn!r}")
+    return max_eval
+
+
+def adamax_args(lr, betas, eps, weight_decay) -> None:
+    """Adamax's hyperparameters (eps may be 0, as torch allows)."""
+    non_negative("lr", lr)
+    non_negative("weight_decay", weight_decay)
+    pair("betas", betas)
+    in_unit_interval("betas[0]", betas[0])
+    in_unit_interval("betas[1]", betas[1])
+    non_negative("eps", eps)
+
+
+def adadelta_args(lr, rho, eps, weight_decay) -> None:
+    """Adadelta's hyperparameters."""
+    non_negative("lr", lr)
+    non_negative("weight_decay", weight_decay)
+    in_unit_interval("rho", rho, closed_right=True)
+    non_negative("eps", eps)
+
+
+def asgd_args(lr, lambd, alpha, t0, weight_decay) -> None:
+    """ASGD's hyperparameters."""
+    non_negative("lr", lr)
+    non_negative("weight_decay", weight_decay)
+    non_negative("lambd", lambd)
+    finite("alpha", alpha)
+    finite("t0", t0)

@@ -211,7 +211,7 @@ def decode(v):
 @functools.cache
 def torch_configurations() -> dict:
     """``{name: [(desc, kwargs)]}`` for every optimkit class, from torch's own test suite."""
-    done = subprocess.run([sys.executable, "-c", _CONFIG_SCRIPT, *optimkit.OPTIMIZERS],
+    done = subprocess.run([sys.executable, "-c", _CONFIG_SCRIPT, *optimkit.OPTIMIZERS, "LBFGS"],
                           capture_output=True, text=True, check=True)
     found = json.loads(done.stdout)
     for name, configs in found.items():
@@ -221,7 +221,7 @@ def torch_configurations() -> dict:
 
 
 TORCH_CONFIGS = [(name, desc) for name, configs in torch_configurations().items()
-                 for desc, _ in configs]
+                 for desc, _ in configs if name in optimkit.OPTIMIZERS]  # LBFGS: below
 
 
 def config(name, desc):
@@ -281,10 +281,10 @@ def test_negative_control_fails_the_comparison(name, kwargs, perturbed):
     assert worst > 1, f"{name}: perturbing {perturbed} went unnoticed ({worst:.3g} x tolerance)"
 
 
-@pytest.mark.parametrize("name", list(optimkit.OPTIMIZERS))
+@pytest.mark.parametrize("name", [*optimkit.OPTIMIZERS, "LBFGS"])
 def test_defaults_match_torch(name):
     """The same arguments as torch's constructor: names, default values, positional order."""
-    ours = inspect.signature(optimkit.OPTIMIZERS[name]).parameters
+    ours = inspect.signature(getattr(optimkit, name)).parameters
     theirs = inspect.signature(getattr(torch.optim, name)).parameters
     for arg, p in ours.items():
         if arg == "params":
@@ -317,3 +317,118 @@ def test_nan_gradient_propagates_like_torch(name):
     assert np.all(np.isfinite(params[1]))
     for p, tp in zip(params, tparams):
         np.testing.assert_allclose(p, tp.detach().numpy(), rtol=RTOL, atol=ATOL, equal_nan=True)
+
+
+# --- LBFGS: closures, on random quadratics and the book's landscapes ----------------------------
+#
+# Both closures compute the same NumPy gradient at the points each optimizer chooses, so only
+# the optimizers' arithmetic differs. On a convex quadratic every step agrees to the tolerance;
+# on Rosenbrock without a line search (steps of length lr = 1 that overshoot) rounding-level
+# differences (~1e-15 after the first 20 iterations: torch fuses some multiply-adds) grow
+# chaotically, so there the first step is compared to rounding and every step's iteration and
+# evaluation counts must agree.
+
+def random_quadratic(seed):
+    rng = np.random.default_rng(seed)
+    shapes = [(3, 2), (4,), (2,)]
+    n = sum(int(np.prod(s)) for s in shapes)
+    q, _ = np.linalg.qr(rng.normal(size=(n, n)))
+    hessian = q @ np.diag(rng.uniform(0.5, 5.0, size=n)) @ q.T
+    target = rng.normal(size=n)
+
+    def loss_and_grads(arrays):
+        x = np.concatenate([a.ravel() for a in arrays]) - target
+        grad = hessian @ x
+        parts = np.split(grad, np.cumsum([int(np.prod(s)) for s in shapes])[:-1])
+        return 0.5 * float(x @ grad), [g.reshape(s) for g, s in zip(parts, shapes)]
+    return [rng.normal(size=s) for s in shapes], loss_and_grads
+
+
+def rosenbrock_problem():
+    def loss_and_grads(arrays):
+        (x,) = arrays
+        loss = (1 - x[0]) ** 2 + 100 * (x[1] - x[0] ** 2) ** 2
+        grad = np.array([-2 * (1 - x[0]) - 400 * x[0] * (x[1] - x[0] ** 2),
+                         200 * (x[1] - x[0] ** 2)])
+        return float(loss), [grad]
+    return [np.array([-1.5, 2.0])], loss_and_grads
+
+
+def run_lbfgs(params, loss_and_grads, kwargs, steps):
+    """Both LBFGS on one problem; per step: the worst gap in tolerance units, and the counts."""
+    tparams = [torch.tensor(p.copy(), requires_grad=True) for p in params]
+    ours = optimkit.LBFGS(params, **to_numpy(kwargs))
+    theirs = torch.optim.LBFGS(tparams, **kwargs)
+
+    def closure():
+        return loss_and_grads(params)
+
+    def tclosure():
+        loss, grads = loss_and_grads([tp.detach().numpy() for tp in tparams])
+        for tp, g in zip(tparams, grads):
+            tp.grad = torch.from_numpy(g.copy())
+        return torch.tensor(loss)
+
+    history = []
+    for _ in range(steps):
+        loss, tloss = ours.step(closure), theirs.step(tclosure)
+        worst = max(float(np.max(np.abs(p - tp.detach().numpy())
+                                 / (RTOL * np.abs(tp.detach().numpy()) + ATOL)))
+                    for p, tp in zip(params, tparams))
+        tstate = theirs.state[tparams[0]]
+        history.append((worst, abs(loss - tloss.item()) / max(abs(tloss.item()), 1e-300),
+                        (ours.state[0]["n_iter"], ours.state[0]["func_evals"]),
+                        (tstate["n_iter"], tstate["func_evals"])))
+    return history
+
+
+LBFGS_CONFIGS = [desc for desc, _ in torch_configurations()["LBFGS"]]
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+@pytest.mark.parametrize("desc", LBFGS_CONFIGS)
+def test_lbfgs_matches_torch_on_random_quadratics(desc, seed):
+    params, loss_and_grads = random_quadratic(seed)
+    for worst, loss_gap, ours, theirs in run_lbfgs(params, loss_and_grads, config("LBFGS", desc),
+                                                   steps=150):
+        assert worst <= 1 and loss_gap <= RTOL and ours == theirs, (desc, worst, ours, theirs)
+
+
+@pytest.mark.parametrize("desc", LBFGS_CONFIGS)
+def test_lbfgs_matches_torch_on_rosenbrock(desc):
+    params, loss_and_grads = rosenbrock_problem()
+    kwargs = config("LBFGS", desc)
+    history = run_lbfgs(params, loss_and_grads, kwargs, steps=30)
+    assert all(ours == theirs for _, _, ours, theirs in history)
+    if kwargs.get("line_search_fn") == "strong_wolfe":
+        assert all(worst <= 1 for worst, *_ in history), [h[0] for h in history]
+    else:
+        assert history[0][0] <= 1
+
+
+def test_lbfgs_negative_control_and_refusals():
+    params, loss_and_grads = random_quadratic(2)
+    ok = run_lbfgs([p.copy() for p in params], loss_and_grads, {"history_size": 3}, steps=5)
+    assert all(worst <= 1 for worst, *_ in ok)
+    # a history one pair longer on our side only must fail the same comparison
+    tparams = [torch.tensor(p.copy(), requires_grad=True) for p in params]
+    ours = optimkit.LBFGS(params, history_size=4)
+    theirs = torch.optim.LBFGS(tparams, history_size=3)
+
+    def tclosure():
+        loss, grads = loss_and_grads([tp.detach().numpy() for tp in tparams])
+        for tp, g in zip(tparams, grads):
+            tp.grad = torch.from_numpy(g.copy())
+        return torch.tensor(loss)
+    ours.step(lambda: loss_and_grads(params))
+    theirs.step(tclosure)
+    gap = max(float(np.max(np.abs(p - tp.detach().numpy()) / (RTOL * np.abs(tp.detach().numpy())
+                                                              + ATOL)))
+              for p, tp in zip(params, tparams))
+    assert gap > 1
+    with pytest.raises(TypeError, match="needs a closure"):
+        ours.step([np.zeros_like(p) for p in params])
+    with pytest.raises(ValueError, match="per-parameter options"):
+        optimkit.LBFGS([{"params": params[:1]}, {"params": params[1:]}])
+    with pytest.raises(ValueError, match="line_search_fn must be None or 'strong_wolfe'"):
+        optimkit.LBFGS(params, line_search_fn="backtracking")
