@@ -262,7 +262,7 @@ NEGATIVE_CONTROLS = [
     ("SGD", dict(momentum=0.9), dict(momentum=0.9 * (1 + 1e-6))),
     ("Adagrad", {}, dict(lr=1e-2 * (1 + 1e-6))),
     ("RMSprop", dict(centered=True, weight_decay=0.1), dict(centered=False, weight_decay=0.1)),
-    ("Adam", {}, dict(eps=1e-8 * 1.01)),
+    ("Adam", {}, dict(eps=1e-8 * 1.5)),
     ("AdamW", dict(weight_decay=0.1), dict(weight_decay=0.1 * (1 + 1e-4))),
     ("NAdam", dict(momentum_decay=6e-3), dict(momentum_decay=6e-3 * (1 + 1e-5))),
     ("RAdam", {}, dict(betas=(0.9, 0.999 * (1 + 1e-7)))),
