@@ -2,13 +2,15 @@
 
     python -m autograder grade INBOX --cluster tcp://HOST:8786
 
-The coordinator (this process) keeps everything that touches the course folder: it collects,
-registers, prepares each submission (nbgrader's submitted/ folder, test cells restored from the
-gradebook), and records each result (the cache, ``nbgrader autograde``, feedback, the state
-file, the CSV and the report), so with SQLite only it writes the gradebook. A worker gets the
-prepared notebooks as data and runs :func:`autograder.pipeline.sandbox_phase` on them, the same
-function the local pool runs, in the same sandbox: it needs the project installed and a sandbox,
-not the course folder.
+The coordinator (this process) keeps the course folder: it collects, registers, prepares each
+submission (nbgrader's submitted/ folder, test cells restored from the gradebook), and writes
+the state file, the CSV and the report. A worker gets the prepared notebooks as data and runs
+:func:`autograder.pipeline.sandbox_phase` on them, the same function the local pool runs, in the
+same sandbox: it needs the project installed and a sandbox, not the course folder. Recording a
+result (:func:`autograder.pipeline.record`: ``nbgrader autograde`` from the graded notebooks,
+then the feedback) happens where the gradebook can be written: with SQLite in the coordinator
+alone, one submission at a time; with PostgreSQL on the workers, concurrently, each in a scratch
+course folder of its own whose autograded notebook and feedback go back to the coordinator.
 
 A worker is ``dask worker tcp://HOST:8786 --nthreads 1 --resources sandbox=1`` (``make worker
 SCHEDULER=tcp://HOST:8786``): grading tasks ask for one ``sandbox`` resource, so they go only to
@@ -21,7 +23,8 @@ grader judges the hidden checks) and never into a sandbox; the plugin is unregis
 Faults are Dask's to handle: a worker that dies mid-task (SIGKILL, a lost node) has its task run
 again elsewhere (``distributed.scheduler.allowed-failures`` times), and a result reaches the
 coordinator once per submission, however many times it ran: only the coordinator writes the
-state, the gradebook and the CSV, so nothing is doubled or half-written. A killed coordinator
+state and the CSV, and a gradebook entry is nbgrader's one row per student and assignment,
+written again (not added) by a second run, so nothing is doubled or half-written. A killed coordinator
 loses the unrecorded rest; the same command resumes from the state files as a local batch does.
 """
 
@@ -29,6 +32,7 @@ from __future__ import annotations
 
 import fcntl
 import os
+import shutil
 import socket
 import tempfile
 import threading
@@ -48,10 +52,13 @@ FIX = ("install bubblewrap there (apt-get install bubblewrap) and allow user nam
 
 
 class GradingSetup(WorkerPlugin):
-    """On each worker, for one batch: the grading settings and a sandbox slot of its own."""
+    """On each worker, for one batch: the grading settings and a sandbox slot of its own; with a
+    PostgreSQL gradebook also a course folder of its own (a scratch one), so that it records its
+    submissions in the gradebook itself, concurrently with the other workers."""
 
-    def __init__(self, seed: int, isolation: str, allow_unsandboxed: bool, limits: sandbox.Limits):
-        self.seed, self.isolation, self.allow_unsandboxed, self.limits = seed, isolation, allow_unsandboxed, limits
+    def __init__(self, config: pipeline.Config):
+        self.seed, self.isolation, self.allow_unsandboxed = config.seed, config.isolation, config.allow_unsandboxed
+        self.limits, self.db_url = config.limits, config.db_url
 
     def setup(self, worker) -> None:
         self.slot, self._slot_lock = claim_slot()
@@ -63,11 +70,25 @@ class GradingSetup(WorkerPlugin):
             self.problem = str(exc)
         self.settings = grading.Settings(seed=self.seed, isolation=self.mode, limits=self.limits, slot=self.slot)
         self.host = socket.gethostname()
+        self.scratch = self._grader = None
+        if records_on_workers(self.db_url):
+            self.scratch = Path(tempfile.mkdtemp(prefix="descent-worker-"))
+            self._grader = pipeline.open_grader(pipeline.Config(
+                out=self.scratch, seed=self.seed, workers=1, isolation=self.mode, db_url=self.db_url,
+                limits=self.limits, allow_unsandboxed=self.allow_unsandboxed), slot=self.slot)
         checks.modules()  # import every checks module once, not per submission
 
     def teardown(self, worker) -> None:
         self.settings = self.seed = None
+        if self._grader is not None:
+            self._grader.close()
+            shutil.rmtree(self.scratch, ignore_errors=True)
         self._slot_lock.close()
+
+
+def records_on_workers(db_url: str) -> bool:
+    """A database that takes concurrent writers: the workers record (SQLite: the coordinator alone)."""
+    return db_url.startswith(("postgresql", "postgres:"))
 
 
 def claim_slot(folder: Path = Path(tempfile.gettempdir())) -> tuple[int, object]:
@@ -90,16 +111,53 @@ def worker_isolation(dask_worker) -> dict:
     return {"mode": setup.mode, "problem": setup.problem, "host": setup.host, "slot": setup.slot}
 
 
-def grade_remote(assignment: str, notebooks: dict) -> dict:
-    """A grading task: the prepared notebooks of one submission through the sandbox phase."""
+def grade_remote(assignment: str, notebooks: dict, submission: pipeline.Submission | None = None,
+                 files: dict | None = None) -> dict:
+    """A grading task: the prepared notebooks of one submission through the sandbox phase; with
+    ``submission`` and its ``files`` (a PostgreSQL gradebook), also recorded here, the
+    autograded notebook and the feedback returned as files."""
     worker = distributed.get_worker()
     setup = worker.plugins[PLUGIN]
     if setup.problem:
         raise sandbox.SandboxUnavailable(f"worker {worker.address} on {setup.host} cannot isolate: "
                                          f"{setup.problem}; {FIX}")
     started = time.monotonic()
+    keys = {name: grading.notebook_key(nb, setup.seed) for name, nb in notebooks.items()}
     graded = pipeline.sandbox_phase(assignment, notebooks, setup.settings)
-    return {"graded": graded, "seconds": time.monotonic() - started, "worker": worker.address}
+    result = {"graded": graded, "seconds": time.monotonic() - started, "worker": worker.address}
+    if submission is not None and setup.scratch is not None:
+        row = pipeline.Row(submission.student, assignment, "graded", notes=list(submission.problems))
+        with pipeline.failures(row):
+            pipeline.place(submission, files)
+            pipeline.record(submission, row, {name: (keys[name], nb) for name, nb in notebooks.items()}, graded)
+        result["row"], result["files"] = row, _take_outputs(setup.scratch, submission)
+        result["seconds"] = time.monotonic() - started
+    return result
+
+
+OUTPUTS = ("autograded", "feedback")  # what nbgrader writes per submission, besides the gradebook
+
+
+def _take_outputs(course: Path, sub: pipeline.Submission) -> dict[str, bytes]:
+    """The files nbgrader wrote for ``sub`` in a worker's course folder, removed from it."""
+    files = {}
+    for folder in (*OUTPUTS, "submitted"):
+        root = course / folder / sub.student / sub.assignment
+        if folder in OUTPUTS:
+            files.update({str(p.relative_to(course)): p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file()})
+        shutil.rmtree(root, ignore_errors=True)
+    return files
+
+
+def put_outputs(course: Path, sub: pipeline.Submission, files: dict[str, bytes]) -> None:
+    """A worker's files for ``sub`` into the course folder, in place of earlier ones."""
+    for folder in OUTPUTS:
+        shutil.rmtree(course / folder / sub.student / sub.assignment, ignore_errors=True)
+    for name, data in files.items():
+        path = course / name
+        if path.resolve().is_relative_to(course.resolve()) and Path(name).parts[0] in OUTPUTS:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_bytes(data)
 
 
 class Cluster:
@@ -138,8 +196,7 @@ class Cluster:
 
     def _check_workers(self) -> None:
         config = self.config
-        self.client.register_plugin(GradingSetup(config.seed, config.isolation, config.allow_unsandboxed,
-                                                 config.limits), name=PLUGIN)
+        self.client.register_plugin(GradingSetup(config), name=PLUGIN)
         deadline = time.monotonic() + WAIT_FOR_WORKERS
         while not self._sandbox_workers() and time.monotonic() < deadline:
             time.sleep(0.5)
@@ -172,8 +229,10 @@ class Cluster:
             if prepared is None:
                 yield sub, row
                 continue
+            remote = (sub, {name: Path(path).read_bytes() for name, path in sub.files.items()}) \
+                if records_on_workers(self.config.db_url) else ()
             future = self.client.submit(
-                grade_remote, sub.assignment, {name: nb for name, (_, nb) in prepared.items()},
+                grade_remote, sub.assignment, {name: nb for name, (_, nb) in prepared.items()}, *remote,
                 key=f"grade-{sub.assignment}-{sub.student}-{prepared[min(prepared)][0][:12]}",
                 resources={RESOURCE: 1}, pure=False)
             futures[future] = (sub, row, prepared)
@@ -189,7 +248,11 @@ class Cluster:
             except Exception as exc:  # noqa: BLE001 - a worker lost too often: not the submission's doing
                 row = pipeline.lost(sub, exc)
             else:
-                pipeline.record(sub, row, prepared, result["graded"])
+                if "row" in result:  # recorded on the worker (PostgreSQL)
+                    row = result["row"]
+                    put_outputs(self.config.out, sub, result["files"])
+                else:
+                    pipeline.record(sub, row, prepared, result["graded"])
                 row.seconds = round(result["seconds"] + time.monotonic() - started, 3)
             yield sub, row
             if stop.is_set() and futures:

@@ -316,17 +316,23 @@ def prepare(sub: Submission) -> tuple[Row, dict | None]:
             if reason:
                 row.status, row.reason = "could not grade", f"{name}.ipynb: {reason}"
                 return row, None
-        # nbgrader's layout: submitted/<student>/<assignment>/<notebook>.ipynb
-        folder = Path(api.coursedir.format_path(api.coursedir.submitted_directory, sub.student, sub.assignment))
-        if folder.exists():
-            shutil.rmtree(folder)
-        folder.mkdir(parents=True)
-        for name, path in sub.files.items():
-            shutil.copy(path, folder / f"{name}.ipynb")
-        (folder / "timestamp.txt").write_text(time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime()))
+        place(sub, {name: Path(path).read_bytes() for name, path in sub.files.items()})
         for name, nb in _sanitized(api, sub, config).items():
             prepared[name] = (grading.notebook_key(nb, config.seed), nb)
     return row, (prepared if row.status == "graded" else None)
+
+
+def place(sub: Submission, notebooks: dict[str, bytes]) -> None:
+    """The submission's notebooks where nbgrader's autograde reads them, in this process's course
+    folder: submitted/<student>/<assignment>/<notebook>.ipynb."""
+    api = _worker["api"]
+    folder = Path(api.coursedir.format_path(api.coursedir.submitted_directory, sub.student, sub.assignment))
+    if folder.exists():
+        shutil.rmtree(folder)
+    folder.mkdir(parents=True)
+    for name, data in notebooks.items():
+        (folder / f"{name}.ipynb").write_bytes(data)
+    (folder / "timestamp.txt").write_text(time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime()))
 
 
 def sandbox_phase(assignment: str, notebooks: dict, settings: grading.Settings) -> dict:

@@ -168,8 +168,12 @@ def test_a_worker_killed_mid_batch_loses_and_doubles_nothing(cluster, tmp_path, 
             os.killpg(batch.pid, signal.SIGKILL)
     assert batch.returncode == 0, stderr[-3000:]
     assert_each_graded_once(out, plan, db_url)
-    if db_url:
-        assert not (out / "gradebook.db").exists()
+    for student in plan["01_sgd"]:
+        assert list((out / "feedback" / student / "01_sgd").glob("*.html")), student
+    if db_url:  # the workers recorded: nothing went to SQLite, no graded notebook to the coordinator
+        assert not (out / "gradebook.db").exists() and not list((out / "cache").glob("*.ipynb"))
+    else:
+        assert len(list((out / "cache").glob("*.ipynb"))) == len(plan["01_sgd"])
 
 
 def test_a_killed_coordinator_resumes_on_the_cluster(cluster, tmp_path):
