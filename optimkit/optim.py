@@ -216,10 +216,15 @@ class Optimizer:
 
 class Wrapper:
     """Base for optimizers that wrap another (Lookahead, SAM, clipping, recording losses):
-    the learning rate passes through, so a schedule can set it on the wrapper."""
+    the learning rate and the param groups pass through, so a schedule can set them on the
+    wrapper."""
 
     def __init__(self, optimizer):
         self.optimizer = optimizer
+
+    @property
+    def param_groups(self) -> list[dict]:
+        return self.optimizer.param_groups
 
     @property
     def lr(self) -> float:

@@ -355,3 +355,12 @@ def test_sgd_momentum_turned_on_mid_run_matches_torch():
                 group.update(momentum=0.9, dampening=0.5)
         step_both(opt, topt, params, tparams, grads)
         assert_same(params, tparams)
+
+
+def test_a_wrapper_passes_the_param_groups_through():
+    W, b, _ = arrays()
+    inner = optimkit.SGD([{"params": [W]}, {"params": [b], "lr": 0.5}], lr=0.1)
+    wrapped = optimkit.optim.Wrapper(inner)
+    assert wrapped.param_groups is inner.param_groups
+    wrapped.param_groups[1]["lr"] = 0.25  # a scheduler on the wrapper reaches the optimizer
+    assert inner.param_groups[1]["lr"] == 0.25
