@@ -122,11 +122,11 @@ class LAMB(Optimizer):
     """
 
     def __init__(self, params, lr=1e-3, betas=(0.9, 0.999), eps=1e-6, weight_decay=0.0):
-        super().__init__(params, dict(lr=lr, betas=rules.check_betas(betas), eps=eps,
+        super().__init__(params, dict(lr=lr, betas=validate.betas_pair(betas), eps=eps,
                                       weight_decay=weight_decay))
 
     def _check(self, group):
-        rules.check_adam(group["lr"], group["betas"], group["eps"], group["weight_decay"])
+        validate.adam_args(group["lr"], group["betas"], group["eps"], group["weight_decay"])
 
     def _init_state(self, p, group):
         return {"step": 0, "exp_avg": np.zeros_like(p), "exp_avg_sq": np.zeros_like(p),

@@ -79,41 +79,6 @@ EPOCH_DEPRECATION_WARNING = (
 # --- argument checks (candidates for optimkit.validate) ------------------------------
 
 
-def check_optimizer(optimizer):
-    """An optimizer with torch's ``param_groups``: a non-empty list of dicts, each with an ``lr``."""
-    groups = getattr(optimizer, "param_groups", None)
-    if not isinstance(groups, list) or not groups or not all(
-            isinstance(g, dict) and "lr" in g for g in groups):
-        raise TypeError(f"optimizer must be an optimizer with param_groups (an optimkit "
-                        f"optimizer), got {type(optimizer).__name__}")
-    return optimizer
-
-
-def one_of(name: str, value, choices):
-    """``value`` if it is one of ``choices``."""
-    if not isinstance(value, str) or value not in choices:
-        raise ValueError(f"{name} must be one of {', '.join(map(repr, choices))}, got {value!r}")
-    return value
-
-
-def last_epoch_arg(value) -> int:
-    """An integer >= -1 (-1: start from the beginning)."""
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < -1:
-        raise ValueError(f"last_epoch must be an integer >= -1 (-1 starts the schedule), got {value!r}")
-    return int(value)
-
-
-def per_group(name: str, value, optimizer, check=validate.finite) -> list:
-    """One value per parameter group: a list of that length, or one value repeated (torch's rule)."""
-    n = len(optimizer.param_groups)
-    if isinstance(value, (list, tuple)):
-        if len(value) != n:
-            raise ValueError(f"{name} must have one value per parameter group: the optimizer "
-                             f"has {n} groups, {name} has {len(value)} values")
-        return [check(f"{name}[{i}]", v) for i, v in enumerate(value)]
-    return [check(name, value)] * n
-
-
 # --- the group values, copied so nothing aliases (a 0-d array lr is mutable) -----------
 
 
@@ -185,8 +150,8 @@ class LRScheduler:
     _is_initial = False
 
     def __init__(self, optimizer, last_epoch=-1):
-        self.optimizer = check_optimizer(optimizer)
-        last_epoch = last_epoch_arg(last_epoch)
+        self.optimizer = validate.scheduled_optimizer(optimizer)
+        last_epoch = validate.last_epoch(last_epoch)
         if last_epoch == -1:
             for group in optimizer.param_groups:
                 group.setdefault("initial_lr", _copy(group["lr"]))
@@ -317,7 +282,7 @@ class _LambdaState(LRScheduler):
     _APART = "lr_lambdas"
 
     def _set_lambdas(self, optimizer, lr_lambda) -> None:
-        n = len(check_optimizer(optimizer).param_groups)
+        n = len(validate.scheduled_optimizer(optimizer).param_groups)
         if isinstance(lr_lambda, (list, tuple)):
             if len(lr_lambda) != n:
                 raise ValueError(f"Expected {n} lr_lambdas (one per parameter group), got {len(lr_lambda)}")
@@ -623,23 +588,23 @@ class CyclicLR(LRScheduler):
     def __init__(self, optimizer, base_lr, max_lr, step_size_up=2000, step_size_down=None,
                  mode="triangular", gamma=1.0, scale_fn=None, scale_mode="cycle",
                  cycle_momentum=True, base_momentum=0.8, max_momentum=0.9, last_epoch=-1):
-        check_optimizer(optimizer)
-        last_epoch = last_epoch_arg(last_epoch)
-        base_lrs = per_group("base_lr", base_lr, optimizer, validate.non_negative)
-        max_lrs = per_group("max_lr", max_lr, optimizer, validate.non_negative)
+        validate.scheduled_optimizer(optimizer)
+        last_epoch = validate.last_epoch(last_epoch)
+        base_lrs = validate.per_group("base_lr", base_lr, optimizer, validate.non_negative)
+        max_lrs = validate.per_group("max_lr", max_lr, optimizer, validate.non_negative)
         step_size_up = float(validate.positive_int("step_size_up", step_size_up))
         step_size_down = (step_size_up if step_size_down is None
                           else float(validate.positive_int("step_size_down", step_size_down)))
         if scale_fn is None:
-            one_of("mode", mode, ("triangular", "triangular2", "exp_range"))
+            validate.one_of("mode", mode, ("triangular", "triangular2", "exp_range"))
         elif not callable(scale_fn):
             raise TypeError(f"scale_fn must be a function of one number, got {type(scale_fn).__name__}")
-        one_of("scale_mode", scale_mode, ("cycle", "iterations"))
+        validate.one_of("scale_mode", scale_mode, ("cycle", "iterations"))
         gamma = validate.positive("gamma", gamma)
         if cycle_momentum:
             use_beta1 = _momentum_key(optimizer)
-            base_momentums = per_group("base_momentum", base_momentum, optimizer, validate.non_negative)
-            max_momentums = per_group("max_momentum", max_momentum, optimizer, validate.non_negative)
+            base_momentums = validate.per_group("base_momentum", base_momentum, optimizer, validate.non_negative)
+            max_momentums = validate.per_group("max_momentum", max_momentum, optimizer, validate.non_negative)
         # Checked: now change the optimizer.
         self.optimizer = optimizer
         if last_epoch == -1:
@@ -697,7 +662,7 @@ class CyclicLR(LRScheduler):
     _APART = "_scale_fn_custom"
 
     def _check_state(self, state: dict) -> None:
-        one_of("mode", state["mode"], ("triangular", "triangular2", "exp_range"))
+        validate.one_of("mode", state["mode"], ("triangular", "triangular2", "exp_range"))
 
     def _after_load(self) -> None:
         self._init_scale_fn()
@@ -729,8 +694,8 @@ class OneCycleLR(LRScheduler):
                  pct_start=0.3, anneal_strategy="cos", cycle_momentum=True, base_momentum=0.85,
                  max_momentum=0.95, div_factor=25.0, final_div_factor=1e4, three_phase=False,
                  last_epoch=-1):
-        check_optimizer(optimizer)
-        last_epoch = last_epoch_arg(last_epoch)
+        validate.scheduled_optimizer(optimizer)
+        last_epoch = validate.last_epoch(last_epoch)
         if total_steps is not None:
             total = validate.positive_int("total_steps", total_steps)
         elif epochs is not None and steps_per_epoch is not None:
@@ -739,15 +704,15 @@ class OneCycleLR(LRScheduler):
         else:
             raise ValueError("You must define either total_steps OR (epochs AND steps_per_epoch)")
         pct_start = validate.in_unit_interval("pct_start", pct_start, closed_right=True)
-        anneal_strategy = one_of("anneal_strategy", anneal_strategy, ("cos", "linear"))
+        anneal_strategy = validate.one_of("anneal_strategy", anneal_strategy, ("cos", "linear"))
         div_factor = validate.positive("div_factor", div_factor)
         final_div_factor = validate.positive("final_div_factor", final_div_factor)
-        max_lrs = per_group("max_lr", max_lr, optimizer, validate.positive)
+        max_lrs = validate.per_group("max_lr", max_lr, optimizer, validate.positive)
         phases = self._phases(float(pct_start * total), total, bool(three_phase))
         if cycle_momentum:
             use_beta1 = _momentum_key(optimizer)
-            max_momentums = per_group("max_momentum", max_momentum, optimizer, validate.non_negative)
-            base_momentums = per_group("base_momentum", base_momentum, optimizer, validate.non_negative)
+            max_momentums = validate.per_group("max_momentum", max_momentum, optimizer, validate.non_negative)
+            base_momentums = validate.per_group("base_momentum", base_momentum, optimizer, validate.non_negative)
         # Checked: now change the optimizer.
         self.optimizer = optimizer
         self.total_steps = total
@@ -844,7 +809,7 @@ class CosineAnnealingWarmRestarts(LRScheduler):
         self.T_i = self.T_0
         self.T_mult = validate.positive_int("T_mult", T_mult)
         self.eta_min = validate.non_negative("eta_min", eta_min)
-        self.T_cur = last_epoch_arg(last_epoch)
+        self.T_cur = validate.last_epoch(last_epoch)
         super().__init__(optimizer, last_epoch)
 
     def get_lr(self):
@@ -927,7 +892,7 @@ class SequentialLR(_Composite):
     """
 
     def __init__(self, optimizer, schedulers, milestones, last_epoch=-1):
-        check_optimizer(optimizer)
+        validate.scheduled_optimizer(optimizer)
         schedulers = _check_members("SequentialLR", optimizer, schedulers)
         milestones = [validate.non_negative_int(f"milestones[{i}]", m) for i, m in enumerate(milestones)]
         if len(milestones) != len(schedulers) - 1:
@@ -937,7 +902,7 @@ class SequentialLR(_Composite):
             raise ValueError(f"milestones must be increasing, got {milestones}")
         self._schedulers = schedulers
         self._milestones = milestones
-        self.last_epoch = last_epoch_arg(last_epoch) + 1
+        self.last_epoch = validate.last_epoch(last_epoch) + 1
         self.optimizer = optimizer
         for group in optimizer.param_groups:
             _set(group, "lr", group["initial_lr"])
@@ -1009,9 +974,9 @@ class ReduceLROnPlateau(LRScheduler, schedules.ReduceLROnPlateau):
 
     def __init__(self, optimizer, mode="min", factor=0.1, patience=10, threshold=1e-4,
                  threshold_mode="rel", cooldown=0, min_lr=0, eps=1e-8):
-        check_optimizer(optimizer)
+        validate.scheduled_optimizer(optimizer)
         if isinstance(min_lr, (list, tuple)):
-            min_lrs, default_min_lr = per_group("min_lr", min_lr, optimizer, validate.non_negative), None
+            min_lrs, default_min_lr = validate.per_group("min_lr", min_lr, optimizer, validate.non_negative), None
         else:
             default_min_lr = validate.non_negative("min_lr", min_lr)
             min_lrs = [default_min_lr] * len(optimizer.param_groups)

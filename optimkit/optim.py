@@ -254,7 +254,7 @@ class SGD(Optimizer):
                                       differentiable=differentiable, fused=fused))
 
     def _check(self, group):
-        rules.check_sgd(group["lr"], group["momentum"], group["dampening"],
+        validate.sgd_args(group["lr"], group["momentum"], group["dampening"],
                         group["weight_decay"], group["nesterov"])
 
     def _init_state(self, p, group):
@@ -284,7 +284,7 @@ class Adagrad(Optimizer):
                                       differentiable=differentiable, fused=fused))
 
     def _check(self, group):
-        rules.check_common(group["lr"], group["weight_decay"])
+        validate.common_args(group["lr"], group["weight_decay"])
         validate.non_negative("lr_decay", group["lr_decay"])
         validate.non_negative("initial_accumulator_value", group["initial_accumulator_value"])
         validate.positive("eps", group["eps"])
@@ -310,7 +310,7 @@ class RMSprop(Optimizer):
                                       differentiable=differentiable))
 
     def _check(self, group):
-        rules.check_common(group["lr"], group["weight_decay"])
+        validate.common_args(group["lr"], group["weight_decay"])
         validate.non_negative("alpha", group["alpha"])
         validate.positive("eps", group["eps"])
         validate.non_negative("momentum", group["momentum"])
@@ -344,14 +344,14 @@ class Adam(Optimizer):
     def __init__(self, params, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.0,
                  amsgrad=False, *, foreach=None, maximize=False, capturable=False,
                  differentiable=False, fused=None, decoupled_weight_decay=False):
-        super().__init__(params, dict(lr=lr, betas=rules.check_betas(betas), eps=eps,
+        super().__init__(params, dict(lr=lr, betas=validate.betas_pair(betas), eps=eps,
                                       weight_decay=weight_decay, amsgrad=amsgrad,
                                       foreach=foreach, maximize=maximize, capturable=capturable,
                                       differentiable=differentiable, fused=fused,
                                       decoupled_weight_decay=decoupled_weight_decay))
 
     def _check(self, group):
-        rules.check_adam(group["lr"], group["betas"], group["eps"], group["weight_decay"])
+        validate.adam_args(group["lr"], group["betas"], group["eps"], group["weight_decay"])
 
     def _init_state(self, p, group):
         state = {"step": 0, "exp_avg": _zeros(p), "exp_avg_sq": _zeros(p)}
@@ -394,14 +394,14 @@ class NAdam(Optimizer):
     def __init__(self, params, lr=2e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.0,
                  momentum_decay=4e-3, decoupled_weight_decay=False, *, foreach=None,
                  maximize=False, capturable=False, differentiable=False):
-        super().__init__(params, dict(lr=lr, betas=rules.check_betas(betas), eps=eps,
+        super().__init__(params, dict(lr=lr, betas=validate.betas_pair(betas), eps=eps,
                                       weight_decay=weight_decay, momentum_decay=momentum_decay,
                                       decoupled_weight_decay=decoupled_weight_decay,
                                       foreach=foreach, maximize=maximize, capturable=capturable,
                                       differentiable=differentiable))
 
     def _check(self, group):
-        rules.check_adam(group["lr"], group["betas"], group["eps"], group["weight_decay"])
+        validate.adam_args(group["lr"], group["betas"], group["eps"], group["weight_decay"])
         validate.non_negative("momentum_decay", group["momentum_decay"])
 
     def _init_state(self, p, group):
@@ -422,14 +422,14 @@ class RAdam(Optimizer):
     def __init__(self, params, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.0,
                  decoupled_weight_decay=False, *, foreach=None, maximize=False, capturable=False,
                  differentiable=False):
-        super().__init__(params, dict(lr=lr, betas=rules.check_betas(betas), eps=eps,
+        super().__init__(params, dict(lr=lr, betas=validate.betas_pair(betas), eps=eps,
                                       weight_decay=weight_decay,
                                       decoupled_weight_decay=decoupled_weight_decay,
                                       foreach=foreach, maximize=maximize, capturable=capturable,
                                       differentiable=differentiable))
 
     def _check(self, group):
-        rules.check_adam(group["lr"], group["betas"], group["eps"], group["weight_decay"])
+        validate.adam_args(group["lr"], group["betas"], group["eps"], group["weight_decay"])
 
     def _init_state(self, p, group):
         return {"step": 0, "exp_avg": _zeros(p), "exp_avg_sq": _zeros(p)}
@@ -447,7 +447,7 @@ class Adamax(Optimizer):
 
     def __init__(self, params, lr=2e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.0,
                  foreach=None, *, maximize=False, differentiable=False, capturable=False):
-        super().__init__(params, dict(lr=lr, betas=rules.check_betas(betas), eps=eps,
+        super().__init__(params, dict(lr=lr, betas=validate.betas_pair(betas), eps=eps,
                                       weight_decay=weight_decay, foreach=foreach,
                                       maximize=maximize, differentiable=differentiable,
                                       capturable=capturable))

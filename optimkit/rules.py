@@ -36,40 +36,6 @@ from . import validate
 Arrays = list  # list[np.ndarray], one entry per parameter array
 
 
-# ---------------------------------------------------------------------------
-# shared checks
-# ---------------------------------------------------------------------------
-
-def check_common(lr, weight_decay) -> None:
-    validate.non_negative("lr", lr)
-    validate.non_negative("weight_decay", weight_decay)
-
-
-def check_betas(betas) -> tuple[float, float]:
-    try:
-        beta1, beta2 = betas
-    except (TypeError, ValueError):
-        raise ValueError(f"betas must be a pair (beta1, beta2), got {betas!r}") from None
-    return (validate.in_unit_interval("betas[0]", beta1), validate.in_unit_interval("betas[1]", beta2))
-
-
-def check_sgd(lr, momentum, dampening, weight_decay, nesterov) -> None:
-    check_common(lr, weight_decay)
-    validate.non_negative("momentum", momentum)
-    validate.finite("dampening", dampening)
-    if nesterov and (momentum <= 0 or dampening != 0):
-        raise ValueError(
-            f"nesterov=True needs momentum > 0 and dampening = 0, "
-            f"got momentum={momentum!r}, dampening={dampening!r}"
-        )
-
-
-def check_adam(lr, betas, eps, weight_decay) -> None:
-    check_common(lr, weight_decay)
-    check_betas(betas)
-    validate.positive("eps", eps)
-
-
 def _copy(arrays) -> list:
     return [None if a is None else np.array(a, copy=True) for a in arrays]
 
@@ -143,7 +109,7 @@ def sgd_update(grads, state: SGDState, params, *, lr=1e-3, momentum=0.0, dampeni
 
     With :math:`\mu = 0` this is plain SGD, :math:`\theta_t = \theta_{t-1} - \eta g_t`.
     """
-    check_sgd(lr, momentum, dampening, weight_decay, nesterov)
+    validate.sgd_args(lr, momentum, dampening, weight_decay, nesterov)
     params = _copy(validate.float_params(params))
     grads = validate.grads_like(grads, params)
     t = state.step + 1
@@ -190,7 +156,7 @@ def adagrad_update(grads, state: AdagradState, params, *, lr=1e-2, lr_decay=0.0,
 
     :math:`\delta` is ``lr_decay``; :math:`\epsilon` sits outside the root.
     """
-    check_common(lr, weight_decay)
+    validate.common_args(lr, weight_decay)
     validate.non_negative("lr_decay", lr_decay)
     validate.positive("eps", eps)
     params = _copy(validate.float_params(params))
@@ -253,7 +219,7 @@ def rmsprop_update(grads, state: RMSpropState, params, *, lr=1e-2, alpha=0.99, e
         \qquad\text{or, with momentum } \mu:\quad
         b_t = \mu b_{t-1} + g_t / d_t,\;\; \theta_t = \theta_{t-1} - \eta\, b_t
     """
-    check_common(lr, weight_decay)
+    validate.common_args(lr, weight_decay)
     validate.non_negative("alpha", alpha)
     validate.positive("eps", eps)
     validate.non_negative("momentum", momentum)
@@ -324,7 +290,7 @@ def adam_update(grads, state: AdamState, params, *, lr=1e-3, betas=(0.9, 0.999),
     (AdamW) first shrinks :math:`\theta_{t-1} \leftarrow (1-\eta\lambda)\,\theta_{t-1}`.
     AMSGrad replaces :math:`v_t` in the step by :math:`\max_{s\le t} v_s`.
     """
-    check_adam(lr, betas, eps, weight_decay)
+    validate.adam_args(lr, betas, eps, weight_decay)
     if amsgrad and state.v_max is None:
         raise ValueError("state has no v_max: call adam_init(params, amsgrad=True) for AMSGrad")
     params = _copy(validate.float_params(params))
@@ -409,7 +375,7 @@ def nadam_update(grads, state: NAdamState, params, *, lr=2e-3, betas=(0.9, 0.999
         \theta_t &= \theta_{t-1} - \eta\,\frac{1-\mu_t}{1-\Pi_t}\,\frac{g_t}{d_t}
                     - \eta\,\frac{\mu_{t+1}}{1-\Pi_t\,\mu_{t+1}}\,\frac{m_t}{d_t}
     """
-    check_adam(lr, betas, eps, weight_decay)
+    validate.adam_args(lr, betas, eps, weight_decay)
     validate.non_negative("momentum_decay", momentum_decay)
     params = _copy(validate.float_params(params))
     grads = validate.grads_like(grads, params)
@@ -489,7 +455,7 @@ def radam_update(grads, state: RAdamState, params, *, lr=1e-3, betas=(0.9, 0.999
         \end{cases}, \qquad
         r_t = \sqrt{\frac{(\rho_t-4)(\rho_t-2)\rho_\infty}{(\rho_\infty-4)(\rho_\infty-2)\rho_t}}
     """
-    check_adam(lr, betas, eps, weight_decay)
+    validate.adam_args(lr, betas, eps, weight_decay)
     params = _copy(validate.float_params(params))
     grads = validate.grads_like(grads, params)
     t = state.step + 1

@@ -26,7 +26,7 @@ import math
 import numpy as np
 
 from . import validate
-from .lr_scheduler import LRScheduler, check_optimizer, one_of, per_group
+from .lr_scheduler import LRScheduler
 
 __all__ = ["AveragedModel", "SWALR", "get_ema_multi_avg_fn", "get_swa_multi_avg_fn",
            "get_ema_avg_fn", "get_swa_avg_fn"]
@@ -205,9 +205,9 @@ class SWALR(LRScheduler):
     """
 
     def __init__(self, optimizer, swa_lr, anneal_epochs=10, anneal_strategy="cos", last_epoch=-1):
-        check_optimizer(optimizer)
-        swa_lrs = per_group("swa_lr", swa_lr, optimizer, validate.non_negative)
-        anneal_strategy = one_of("anneal_strategy", anneal_strategy, ("cos", "linear"))
+        validate.scheduled_optimizer(optimizer)
+        swa_lrs = validate.per_group("swa_lr", swa_lr, optimizer, validate.non_negative)
+        anneal_strategy = validate.one_of("anneal_strategy", anneal_strategy, ("cos", "linear"))
         anneal_epochs = validate.non_negative_int("anneal_epochs", anneal_epochs)
         for value, group in zip(swa_lrs, optimizer.param_groups):
             group["swa_lr"] = value
@@ -236,4 +236,4 @@ class SWALR(LRScheduler):
                 for group in self.optimizer.param_groups]
 
     def _check_state(self, state: dict) -> None:
-        one_of("_anneal_strategy", state["_anneal_strategy"], ("cos", "linear"))
+        validate.one_of("_anneal_strategy", state["_anneal_strategy"], ("cos", "linear"))

@@ -296,6 +296,39 @@ def pair(name: str, value) -> tuple:
     return first, second
 
 
+# --- the arguments of each rule (shared by optimkit.rules and optimkit.optim) ---------------
+
+def common_args(lr, weight_decay) -> None:
+    non_negative("lr", lr)
+    non_negative("weight_decay", weight_decay)
+
+
+def betas_pair(betas) -> tuple[float, float]:
+    """``(beta1, beta2)``, each in [0, 1)."""
+    try:
+        beta1, beta2 = betas
+    except (TypeError, ValueError):
+        raise ValueError(f"betas must be a pair (beta1, beta2), got {betas!r}") from None
+    return (in_unit_interval("betas[0]", beta1), in_unit_interval("betas[1]", beta2))
+
+
+def sgd_args(lr, momentum, dampening, weight_decay, nesterov) -> None:
+    common_args(lr, weight_decay)
+    non_negative("momentum", momentum)
+    finite("dampening", dampening)
+    if nesterov and (momentum <= 0 or dampening != 0):
+        raise ValueError(
+            f"nesterov=True needs momentum > 0 and dampening = 0, "
+            f"got momentum={momentum!r}, dampening={dampening!r}"
+        )
+
+
+def adam_args(lr, betas, eps, weight_decay) -> None:
+    common_args(lr, weight_decay)
+    betas_pair(betas)
+    positive("eps", eps)
+
+
 def rprop_etas(etas) -> tuple[float, float]:
     """Rprop's ``(etaminus, etaplus)`` with 0 < etaminus < 1 < etaplus."""
     minus, plus = pair("etas", etas)
@@ -368,3 +401,40 @@ def asgd_args(lr, lambd, alpha, t0, weight_decay) -> None:
     non_negative("lambd", lambd)
     finite("alpha", alpha)
     finite("t0", t0)
+
+
+# --- schedulers (optimkit.lr_scheduler, optimkit.swa_utils) --------------------------------
+
+def scheduled_optimizer(optimizer):
+    """An optimizer with torch's ``param_groups``: a non-empty list of dicts, each with an ``lr``."""
+    groups = getattr(optimizer, "param_groups", None)
+    if not isinstance(groups, list) or not groups or not all(
+            isinstance(g, dict) and "lr" in g for g in groups):
+        raise TypeError(f"optimizer must be an optimizer with param_groups (an optimkit "
+                        f"optimizer), got {type(optimizer).__name__}")
+    return optimizer
+
+
+def one_of(name: str, value, choices):
+    """``value`` if it is one of ``choices``."""
+    if not isinstance(value, str) or value not in choices:
+        raise ValueError(f"{name} must be one of {', '.join(map(repr, choices))}, got {value!r}")
+    return value
+
+
+def last_epoch(value) -> int:
+    """An integer >= -1 (-1: start from the beginning)."""
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < -1:
+        raise ValueError(f"last_epoch must be an integer >= -1 (-1 starts the schedule), got {value!r}")
+    return int(value)
+
+
+def per_group(name: str, value, optimizer, check=finite) -> list:
+    """One value per parameter group: a list of that length, or one value repeated (torch's rule)."""
+    n = len(optimizer.param_groups)
+    if isinstance(value, (list, tuple)):
+        if len(value) != n:
+            raise ValueError(f"{name} must have one value per parameter group: the optimizer "
+                             f"has {n} groups, {name} has {len(value)} values")
+        return [check(f"{name}[{i}]", v) for i, v in enumerate(value)]
+    return [check(name, value)] * n

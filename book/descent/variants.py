@@ -104,11 +104,11 @@ class AdamVariant(Optimizer):
 
     def __init__(self, params, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, *,
                  bias_correction="both", eps_form="torch"):
-        super().__init__(params, dict(lr=lr, betas=rules.check_betas(betas), eps=eps,
+        super().__init__(params, dict(lr=lr, betas=validate.betas_pair(betas), eps=eps,
                                       bias_correction=bias_correction, eps_form=eps_form))
 
     def _check(self, group):
-        rules.check_adam(group["lr"], group["betas"], group["eps"], 0.0)
+        validate.adam_args(group["lr"], group["betas"], group["eps"], 0.0)
         if group["bias_correction"] not in self.CORRECTIONS:
             raise ValueError(f"bias_correction must be one of {self.CORRECTIONS}, "
                              f"got {group['bias_correction']!r}")
@@ -147,7 +147,7 @@ class SGDDecoupled(Optimizer):
         super().__init__(params, dict(lr=lr, weight_decay=weight_decay))
 
     def _check(self, group):
-        rules.check_common(group["lr"], group["weight_decay"])
+        validate.common_args(group["lr"], group["weight_decay"])
 
     def _init_state(self, p, group):
         return {"step": 0}
@@ -164,7 +164,7 @@ class _AdamBase(Optimizer):
         super().__init__(params, defaults)
 
     def _check(self, group):
-        rules.check_adam(group["lr"], group["betas"], group["eps"], group["weight_decay"])
+        validate.adam_args(group["lr"], group["betas"], group["eps"], group["weight_decay"])
 
     def _init_state(self, p, group):
         return {"step": 0, "exp_avg": np.zeros_like(p), "exp_avg_sq": np.zeros_like(p)}
@@ -188,7 +188,7 @@ class AdamWPaper(_AdamBase):
 
     def __init__(self, params, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=1e-4):
         lr = validate.positive("lr", lr)
-        super().__init__(params, dict(lr=lr, initial_lr=lr, betas=rules.check_betas(betas),
+        super().__init__(params, dict(lr=lr, initial_lr=lr, betas=validate.betas_pair(betas),
                                       eps=eps, weight_decay=weight_decay))
 
     def _update(self, p, g, state, group):
@@ -204,7 +204,7 @@ class AdamWDecayAfter(_AdamBase):
     :math:`\eta^2\lambda\,u_t` per step."""
 
     def __init__(self, params, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=1e-2):
-        super().__init__(params, dict(lr=lr, betas=rules.check_betas(betas), eps=eps,
+        super().__init__(params, dict(lr=lr, betas=validate.betas_pair(betas), eps=eps,
                                       weight_decay=weight_decay))
 
     def _update(self, p, g, state, group):
