@@ -173,6 +173,7 @@ class Session:
                                        mode=settings.isolation, limits=settings.limits)
         self.reader = wire.Reader(self.process.stdout, trusted=False)
         self.pending: list[dict] = []  # messages that arrived while a call waited for its answer
+        self.served_at: float | None = None  # when the sandbox last answered a call (or asked to serve)
 
     def send(self, message: dict) -> None:
         try:
@@ -189,8 +190,12 @@ class Session:
         return self.reader.read(self._deadline())
 
     def call(self, kwargs: dict) -> dict:
+        if self.cell_deadline is not None and self.served_at is not None:
+            # the time the drive spent here since the last answer is the grader's, not the cell's
+            self.cell_deadline += time.monotonic() - self.served_at
         self.send({"op": "call", "data": kwargs})
         message = self.reader.read(self._deadline())
+        self.served_at = time.monotonic()
         if message.get("op") != "return":
             self.pending.append(message)  # e.g. the cell's record after its timer fired
             return {"error": "TimeoutError: the cell stopped before this call returned"}
@@ -238,7 +243,9 @@ def _run_once(plan: dict, settings: "Settings", problems: dict) -> tuple[dict, s
                 if problem is None or cell_id in transcripts or message["serve"] != problem.name:
                     continue
                 if message.get("callable"):
+                    session.served_at = time.monotonic()
                     transcripts[cell_id] = _drive_remote(session, problem, settings)
+                    session.served_at = None
                 else:
                     transcripts[cell_id] = core.Transcript(
                         aborted=f"{problem.name} is not a function (got {str(message.get('kind'))[:40]})")

@@ -169,3 +169,41 @@ def test_nbgrader_autograde_works_on_the_course_and_deletes_nothing(tmp_path):
     with Gradebook(f"sqlite:///{course / 'gradebook.db'}", course_id="descent") as gb:
         for student, total in rows.items():
             assert gb.find_submission("01_sgd", student).score == pytest.approx(total)
+
+
+def _served(student_source: str, grader_seconds: float) -> tuple[dict, list]:
+    """Serve ``f`` to a drive that computes ``grader_seconds`` in the grader before each of its
+    three calls, under a 1 s cell limit."""
+    import time
+
+    from autograder.checks import core
+    from autograder.grading import Settings, run_in_sandbox
+
+    def drive(call, rng):
+        for _ in range(3):
+            time.sleep(grader_seconds)
+            call(x=np.ones(2))
+
+    problem = core.Problem(name="f", reference=lambda x: x, drive=drive, seeds=1)
+    plan = {"assignment": "test", "allowed_imports": [], "cell_timeout": 1.0, "cells": [
+        {"id": "f", "index": 0, "role": "code", "source": student_source},
+        {"id": "f_hidden", "index": 1, "role": "hidden", "source": "", "problem": "f"}]}
+    settings = Settings(seed=1, isolation=MODE, limits=sandbox.Limits(cell_timeout=1.0, wall_clock=30))
+    return run_in_sandbox(plan, settings, {"f": problem})
+
+
+def test_the_graders_own_time_is_not_charged_to_the_student():
+    """A slow or busy grading host must not turn a correct answer into a timeout: 4.5 s of the
+    grader's own computing between calls, under a 1 s cell limit, and every call is answered."""
+    records, notes = _served("def f(x):\n    return x\n", grader_seconds=1.5)
+    transcript = records["f_hidden"]["transcript"]
+    assert notes == [] and transcript.aborted is None and len(transcript.calls) == 3
+    assert all(c.error is None for c in transcript.calls)
+
+
+def test_the_students_own_time_still_is():
+    """Negative control: the same drive with a function that itself takes 1.5 s is stopped."""
+    records, notes = _served("import time\ndef f(x):\n    time.sleep(1.5)\n    return x\n", grader_seconds=0.0)
+    transcript = records.get("f_hidden", {}).get("transcript")
+    stopped = transcript is None or transcript.aborted or any(c.error for c in transcript.calls)
+    assert stopped, (records, notes)
