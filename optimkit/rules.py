@@ -11,7 +11,9 @@ its arguments: it returns new parameters and a new state.
 
 Each rule's arithmetic lives in one public per-array kernel (``sgd_kernel``,
 ``adagrad_kernel``, ``rmsprop_kernel``, ``adam_kernel``, ``nadam_kernel``,
-``radam_kernel``) that works in place on the arrays it is given. The pure
+``radam_kernel``, ``adamax_kernel``, ``adadelta_kernel``, ``rprop_kernel``,
+``asgd_kernel``, ``adafactor_kernel``) that works in place on the arrays it is
+given; L-BFGS, which needs the loss, is ``lbfgs_update`` over a closure. The pure
 functions run it on copies; the torch-style classes in :mod:`optimkit.optim` run
 it on their own buffers. So both faces compute the same numbers, bit for bit, and
 the book shows the kernels as the code the tests check. What several kernels
