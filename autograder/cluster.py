@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import fcntl
 import os
+import secrets
 import shutil
 import socket
 import tempfile
@@ -44,7 +45,7 @@ from distributed.diagnostics.plugin import WorkerPlugin
 
 from . import checks, grading, pipeline, sandbox
 
-PLUGIN = "descent-grading"
+PLUGIN = "descent-grading"  # one plugin per batch: PLUGIN-<token>, so batches sharing a cluster keep apart
 RESOURCE = "sandbox"
 WAIT_FOR_WORKERS = 60.0  # seconds a batch waits for a first worker offering a sandbox
 FIX = ("install bubblewrap there (apt-get install bubblewrap) and allow user namespaces, or stop that "
@@ -105,19 +106,19 @@ def claim_slot(folder: Path = Path(tempfile.gettempdir())) -> tuple[int, object]
             slot += 1
 
 
-def worker_isolation(dask_worker) -> dict:
+def worker_isolation(plugin: str, dask_worker) -> dict:
     """Run on each worker by the coordinator: what its sandbox is, and why not when it cannot run."""
-    setup = dask_worker.plugins[PLUGIN]
+    setup = dask_worker.plugins[plugin]
     return {"mode": setup.mode, "problem": setup.problem, "host": setup.host, "slot": setup.slot}
 
 
-def grade_remote(assignment: str, notebooks: dict, submission: pipeline.Submission | None = None,
-                 files: dict | None = None) -> dict:
-    """A grading task: the prepared notebooks of one submission through the sandbox phase; with
-    ``submission`` and its ``files`` (a PostgreSQL gradebook), also recorded here, the
-    autograded notebook and the feedback returned as files."""
+def grade_remote(plugin: str, assignment: str, notebooks: dict,
+                 submission: pipeline.Submission | None = None, files: dict | None = None) -> dict:
+    """A grading task, on a worker set up by the batch's ``plugin``: the prepared notebooks of one
+    submission through the sandbox phase; with ``submission`` and its ``files`` (a PostgreSQL
+    gradebook), also recorded here, the autograded notebook and the feedback returned as files."""
     worker = distributed.get_worker()
-    setup = worker.plugins[PLUGIN]
+    setup = worker.plugins[plugin]
     if setup.problem:
         raise sandbox.SandboxUnavailable(f"worker {worker.address} on {setup.host} cannot isolate: "
                                          f"{setup.problem}; {FIX}")
@@ -165,6 +166,7 @@ class Cluster:
 
     def __init__(self, address: str, config: pipeline.Config, say):
         self.address, self.config, self.say = address, config, say
+        self.plugin = f"{PLUGIN}-{secrets.token_hex(6)}"
 
     def __enter__(self) -> "Cluster":
         try:
@@ -183,7 +185,7 @@ class Cluster:
 
     def __exit__(self, *exc) -> None:
         try:
-            self.client.unregister_worker_plugin(PLUGIN)  # the seed leaves the workers with the batch
+            self.client.unregister_worker_plugin(self.plugin)  # the seed leaves the workers with the batch
         except Exception:  # noqa: BLE001 - a scheduler gone already holds nothing
             pass
         self.client.close()
@@ -196,7 +198,7 @@ class Cluster:
 
     def _check_workers(self) -> None:
         config = self.config
-        self.client.register_plugin(GradingSetup(config), name=PLUGIN)
+        self.client.register_plugin(GradingSetup(config), name=self.plugin)
         deadline = time.monotonic() + WAIT_FOR_WORKERS
         while not self._sandbox_workers() and time.monotonic() < deadline:
             time.sleep(0.5)
@@ -206,7 +208,7 @@ class Cluster:
                 f"no worker of {self.address} offers a '{RESOURCE}' resource after {WAIT_FOR_WORKERS:.0f} s: "
                 f"start workers with `make worker SCHEDULER={self.address}` (dask worker {self.address} "
                 f"--nthreads 1 --resources {RESOURCE}=1)")
-        reports = self.client.run(worker_isolation, workers=list(workers))
+        reports = self.client.run(worker_isolation, self.plugin, workers=list(workers))
         refused = {address: r for address, r in reports.items() if r["problem"]}
         if refused:
             raise pipeline.EnvironmentFailure("; ".join(
@@ -222,38 +224,56 @@ class Cluster:
 
     def results(self, todo: list, stop: threading.Event):
         """(submission, row) as each is graded on the cluster; once ``stop`` is set, the tasks not
-        finished are cancelled."""
-        futures = {}
-        for sub in todo:
-            row, prepared = pipeline.prepare(sub)
-            if prepared is None:
-                yield sub, row
-                continue
-            remote = (sub, {name: Path(path).read_bytes() for name, path in sub.files.items()}) \
-                if records_on_workers(self.config.db_url) else ()
-            future = self.client.submit(
-                grade_remote, sub.assignment, {name: nb for name, (_, nb) in prepared.items()}, *remote,
-                key=f"grade-{sub.assignment}-{sub.student}-{prepared[min(prepared)][0][:12]}",
-                resources={RESOURCE: 1}, pure=False)
-            futures[future] = (sub, row, prepared)
-        for future in distributed.as_completed(list(futures), loop=self.client.loop):
-            sub, row, prepared = futures.pop(future)
-            if future.cancelled():
-                continue
-            started = time.monotonic()
-            try:
-                result = future.result()
-            except (grading.SandboxError, sandbox.SandboxUnavailable) as exc:
-                row.status, row.reason, row.final = pipeline.ENVIRONMENT, str(exc)[:500], False
-            except Exception as exc:  # noqa: BLE001 - a worker lost too often: not the submission's doing
-                row = pipeline.lost(sub, exc)
+        finished are cancelled. Submissions are prepared and sent a few at a time (twice the
+        cluster's sandboxes ahead), so results are recorded from the start of a long batch."""
+        queue, ready, futures = list(reversed(todo)), [], {}
+        completed = distributed.as_completed(loop=self.client.loop)
+        records_here = not records_on_workers(self.config.db_url)
+
+        def send_more() -> None:
+            while queue and len(futures) < max(4, 2 * self.slots):
+                sub = queue.pop()
+                row, prepared = pipeline.prepare(sub)
+                if prepared is None:
+                    ready.append((sub, row))
+                    continue
+                files = () if records_here else (sub, {n: Path(p).read_bytes() for n, p in sub.files.items()})
+                future = self.client.submit(
+                    grade_remote, self.plugin, sub.assignment, {n: nb for n, (_, nb) in prepared.items()}, *files,
+                    key=f"grade-{self.plugin}-{sub.assignment}-{sub.student}", resources={RESOURCE: 1}, pure=False)
+                futures[future] = (sub, row, prepared)
+                completed.add(future)
+
+        send_more()
+        while ready or futures:
+            if ready:
+                yield ready.pop(0)
             else:
-                if "row" in result:  # recorded on the worker (PostgreSQL)
-                    row = result["row"]
-                    put_outputs(self.config.out, sub, result["files"])
-                else:
-                    pipeline.record(sub, row, prepared, result["graded"])
-                row.seconds = round(result["seconds"] + time.monotonic() - started, 3)
-            yield sub, row
-            if stop.is_set() and futures:
+                future = next(completed)
+                sub, row, prepared = futures.pop(future)
+                if future.cancelled():
+                    continue
+                yield sub, self._settle(future, sub, row, prepared)
+            if stop.is_set():  # what runs is dropped unrecorded: the same command grades it later
+                queue.clear()
                 self.client.cancel(list(futures))
+                futures.clear()
+            send_more()
+
+    def _settle(self, future, sub, row: pipeline.Row, prepared: dict) -> pipeline.Row:
+        """The row of a finished task: recorded here (SQLite) or on the worker (PostgreSQL)."""
+        started = time.monotonic()
+        try:
+            result = future.result()
+        except (grading.SandboxError, sandbox.SandboxUnavailable) as exc:
+            row.status, row.reason, row.final = pipeline.ENVIRONMENT, str(exc)[:500], False
+            return row
+        except Exception as exc:  # noqa: BLE001 - a worker lost too often: not the submission's doing
+            return pipeline.lost(sub, exc)
+        if "row" in result:  # recorded on the worker
+            row = result["row"]
+            put_outputs(self.config.out, sub, result["files"])
+        else:
+            pipeline.record(sub, row, prepared, result["graded"])
+        row.seconds = round(result["seconds"] + time.monotonic() - started, 3)
+        return row

@@ -11,7 +11,9 @@ stored in nbgrader's gradebook, and get nbgrader's HTML feedback. What it adds:
   duplicates and unreadable files are reported, never dropped silently;
 * **parallel** grading in long-lived worker processes (one sandbox user each); the
   sandbox phase runs concurrently, the gradebook write is serialised for SQLite and
-  concurrent for PostgreSQL;
+  concurrent for PostgreSQL; or, with ``cluster``, the same steps (:func:`prepare`,
+  :func:`sandbox_phase`, :func:`record`) with the sandbox phase on a Dask cluster's workers
+  (:mod:`autograder.cluster`);
 * **nothing lost**: every submission ends with a grade row or an explicit "could not
   grade: why" row; each finished submission is recorded atomically in
   ``<out>/state``, so re-running is idempotent and a killed batch resumes;

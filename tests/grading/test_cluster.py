@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from autograder import sandbox
+from autograder import demo, sandbox
 from test_pipeline import (ROOT, SEED, answer_output, expected, rows_of, run_grader, sandbox_processes,
                            slice_inbox, wait_until, wait_until_gone)
 from test_postgres import postgres  # noqa: F401 - the PostgreSQL server fixture, shared
@@ -174,6 +174,28 @@ def test_a_worker_killed_mid_batch_loses_and_doubles_nothing(cluster, tmp_path, 
         assert not (out / "gradebook.db").exists() and not list((out / "cache").glob("*.ipynb"))
     else:
         assert len(list((out / "cache").glob("*.ipynb"))) == len(plan["01_sgd"])
+
+
+def test_two_batches_on_one_cluster_keep_their_seeds_apart(cluster, tmp_path):
+    """Two courses grade on the same workers at once, each with its own seed: each batch's grades
+    are its own seed's (mistakes-1 scores differently under the two), none borrowed the other's."""
+    students = ["mistakes-1", "correct", "mistakes-2", "mistakes-3"]
+    inbox = slice_inbox(tmp_path, students)
+    other_seed = 5
+    assert demo.expected_scores("01_sgd", demo.corpus()["mistakes-1"]["01_sgd"], other_seed) \
+        != expected("mistakes-1", "01_sgd")  # the seeds tell the batches apart
+    args = [arg if arg != str(SEED) else str(other_seed) for arg in cluster_args(cluster)]
+    first = subprocess.Popen([sys.executable, "-m", "autograder", "grade", str(inbox), "--out", str(tmp_path / "a"),
+                              *cluster_args(cluster)], cwd=ROOT, stdout=subprocess.DEVNULL,
+                             stderr=subprocess.PIPE, text=True)
+    run_grader(inbox, tmp_path / "b", args=args)
+    _, stderr = first.communicate(timeout=400)
+    assert first.returncode == 0, stderr[-3000:]
+    assert_each_graded_once(tmp_path / "a", {"01_sgd": students})
+    for (student, assignment), row in rows_of(tmp_path / "b").items():
+        assert row["status"] == "graded", row["reason"]
+        assert row["scores"] == pytest.approx(
+            demo.expected_scores(assignment, demo.corpus()[student][assignment], other_seed)), student
 
 
 def test_a_killed_coordinator_resumes_on_the_cluster(cluster, tmp_path):
