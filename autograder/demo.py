@@ -187,9 +187,16 @@ def {name}(*args, **kwargs):
 import os
 SECRETS = ("gradebook.db", "seed", "grades.csv", "rows.json", ".batch.lock", "plan.json", "result.jsonl",
            "nbgrader_config.py", "sgd.md", "capstone.md", "optim.py", "digits.py")
-seen = [os.path.join(d, f) for d, _, files in os.walk("/")
-        if not d.startswith(("/proc", "/sys", "/dev")) for f in files
-        if f in SECRETS or f.endswith(".ipynb") or f.startswith("job-")]
+import time
+# A bounded search: /usr alone can hold a TeX Live; the demo's snoop must finish inside the
+# tests' 8 s cell limit on a loaded machine, or it would score 0 for its time, not its snooping.
+# Everything but /usr first: that is where a grader's files would be.
+stop, seen = time.monotonic() + 2.0, []
+tops = sorted((top for top in os.listdir("/") if top not in ("proc", "sys", "dev")), key=lambda top: top == "usr")
+for d, _, files in (step for top in tops for step in os.walk("/" + top)):
+    if time.monotonic() > stop:
+        break
+    seen += [os.path.join(d, f) for f in files if f in SECRETS or f.endswith(".ipynb") or f.startswith("job-")]
 print("files of the grader's found:", len(seen), seen[:5])
 for path in ("/var/tmp", "/root", "/home", "/work", os.path.expanduser("~"), "/etc"):
     print(path, "->", sorted(os.listdir(path))[:5] if os.path.isdir(path) else "absent")

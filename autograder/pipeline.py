@@ -240,6 +240,9 @@ def _nbgrader_overrides(config: Config) -> dict:
     nbgrader_config.py, so nbgrader's own commands see the same gradebook and files)."""
     out = config.out.resolve()
     return {"CourseDirectory.db_url": config.db_url,
+            # Each batch its own copy of the sources: two batches (two courses on one cluster)
+            # never rewrite the notebooks the other is registering.
+            "CourseDirectory.source_directory": str(out / "source"),
             "CourseDirectory.submitted_directory": str(out / "submitted"),
             "CourseDirectory.autograded_directory": str(out / "autograded"),
             "CourseDirectory.feedback_directory": str(out / "feedback"),
@@ -646,7 +649,7 @@ def write_outputs(out: Path, rows: list[Row], isolation: str, warnings: list[str
 
 def register(config: Config, assignments: set[str], students: set[str]) -> None:
     """Make the gradebook know the current assignments (cells, points) and the students."""
-    course.build_source()
+    course.build_source(config.out.resolve() / "source")
     with tempfile.TemporaryDirectory() as scratch, \
             course.nbgrader_api(**_nbgrader_overrides(config),
                                 **{"CourseDirectory.release_directory": scratch}) as api:
