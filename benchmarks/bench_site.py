@@ -63,7 +63,8 @@ def slider_latency() -> list[tuple[str, float, float]]:
 
 def main() -> int:
     toc = yaml.safe_load((ROOT / "_toc.yml").read_text())
-    chapters = [c["file"] for c in toc.get("chapters", [])]
+    chapters = [c["file"] for part in toc.get("parts", [toc]) for c in part.get("chapters", [])
+                if Path(c["file"]).name[:2].isdigit()]
     with tempfile.TemporaryDirectory(prefix="bench-site-") as tmp_name:
         root = Path(tmp_name)
         for item in ("_config.yml", "_toc.yml"):

@@ -28,7 +28,8 @@ SHOTS = ROOT / "_build" / "screenshots"
 
 def toc_pages() -> list[str]:
     toc = yaml.safe_load((ROOT / "_toc.yml").read_text())
-    files = [toc["root"]] + [entry["file"] for entry in toc.get("chapters", [])]
+    parts = toc.get("parts", [toc])   # numbered chapters and back matter are two parts
+    files = [toc["root"]] + [entry["file"] for part in parts for entry in part.get("chapters", [])]
     return [f + ".html" for f in files]
 
 
