@@ -34,7 +34,7 @@ import copy
 
 import numpy as np
 
-from . import rules, validate
+from . import fused, rules, validate
 
 SCHEDULER_KEYS = frozenset({"initial_lr", "max_lr", "min_lr", "base_momentum", "max_momentum",
                             "swa_lr"})
@@ -266,10 +266,13 @@ class SGD(Optimizer):
         fresh = group["momentum"] != 0 and "momentum_buffer" not in state
         if fresh:
             state["momentum_buffer"] = _zeros(p)
-        rules.sgd_kernel(p, g, state.get("momentum_buffer"), t=1 if fresh else state["step"],
-                          lr=group["lr"], momentum=group["momentum"],
-                          dampening=group["dampening"], weight_decay=group["weight_decay"],
-                          nesterov=group["nesterov"], maximize=group["maximize"])
+        buf = state.get("momentum_buffer")
+        # the kernel's arithmetic, block by block with no parameter-sized temporary (bit-equal)
+        kernel = fused.sgd_step if fused.eligible(p, g, buf) else rules.sgd_kernel
+        kernel(p, g, buf, t=1 if fresh else state["step"],
+               lr=group["lr"], momentum=group["momentum"],
+               dampening=group["dampening"], weight_decay=group["weight_decay"],
+               nesterov=group["nesterov"], maximize=group["maximize"])
 
 
 class Adagrad(Optimizer):
@@ -365,12 +368,15 @@ class Adam(Optimizer):
                                       index, state)
 
     def _update(self, p, g, state, group):
-        rules.adam_kernel(p, g, state["exp_avg"], state["exp_avg_sq"],
-                           state.get("max_exp_avg_sq"), t=state["step"], lr=group["lr"],
-                           betas=group["betas"], eps=group["eps"],
-                           weight_decay=group["weight_decay"],
-                           decoupled=group["decoupled_weight_decay"],
-                           amsgrad=group["amsgrad"], maximize=group["maximize"])
+        m, v, v_max = state["exp_avg"], state["exp_avg_sq"], state.get("max_exp_avg_sq")
+        v_max = v_max if group["amsgrad"] else None
+        # the kernel's arithmetic, block by block with no parameter-sized temporary (bit-equal)
+        kernel = fused.adam_step if fused.eligible(p, g, m, v, v_max) else rules.adam_kernel
+        kernel(p, g, m, v, v_max, t=state["step"], lr=group["lr"],
+               betas=group["betas"], eps=group["eps"],
+               weight_decay=group["weight_decay"],
+               decoupled=group["decoupled_weight_decay"],
+               amsgrad=group["amsgrad"], maximize=group["maximize"])
 
 
 class AdamW(Adam):
