@@ -11,6 +11,7 @@ so a chapter can show with numbers what each choice changes. Each keeps optimkit
   against torch's :math:`b \leftarrow \mu b + g`, :math:`\theta \leftarrow \theta - \eta b`;
 * chapter 4: :class:`RMSpropEpsInside` (eps inside the root, as d2l and optax);
 * chapter 5: :class:`AdamVariant` (bias correction off or on ``m`` only; Kingma's "efficient" step);
+* chapter 5, the Yogi box: :class:`Yogi` (Zaheer et al.'s additive second moment);
 * chapter 6: :class:`SGDDecoupled`, :class:`AdamWPaper` (Loshchilov and Hutter's Algorithm 2) and
   :class:`AdamWDecayAfter` (the decay after the Adam step). The AdamW ones reuse
   :func:`optimkit.rules.adam_kernel`, so their Adam part is :class:`optimkit.AdamW`'s arithmetic.
@@ -138,6 +139,42 @@ class AdamVariant(Optimizer):
         else:
             p -= (lr * math.sqrt(c2) / c1) * m / (np.sqrt(v) + eps)
 
+
+
+class Yogi(Optimizer):
+    r"""Yogi (Zaheer et al., 2018, Algorithm 2): Adam whose second moment moves additively,
+
+    .. math::
+        m_t = \beta_1 m_{t-1} + (1-\beta_1) g_t, \qquad
+        v_t = v_{t-1} - (1-\beta_2)\,\mathrm{sign}(v_{t-1} - g_t^2)\, g_t^2, \qquad
+        \theta_t = \theta_{t-1} - \eta\, \frac{m_t}{\sqrt{v_t} + \epsilon},
+
+    with :math:`m_0 = 0` and :math:`v_0` = ``initial_v`` (the paper's Algorithm 2 has no bias
+    correction; its experiments use :math:`\epsilon = 10^{-3}`). Adam's
+    :math:`v_t - v_{t-1} = (1-\beta_2)(g_t^2 - v_{t-1})` is proportional to the gap; Yogi's has
+    the gap's sign and the size :math:`(1-\beta_2) g_t^2` only, so a large :math:`v` falls slowly
+    when gradients turn small. Not in torch.optim (optax has ``optax.yogi``, with bias correction).
+    """
+
+    def __init__(self, params, lr=1e-2, betas=(0.9, 0.999), eps=1e-3, initial_v=0.0):
+        super().__init__(params, dict(lr=lr, betas=validate.betas_pair(betas), eps=eps,
+                                      initial_v=initial_v))
+
+    def _check(self, group):
+        validate.adam_args(group["lr"], group["betas"], group["eps"], 0.0)
+        validate.non_negative("initial_v", group["initial_v"])
+
+    def _init_state(self, p, group):
+        return {"step": 0, "exp_avg": np.zeros_like(p),
+                "exp_avg_sq": np.full_like(p, group["initial_v"])}
+
+    def _update(self, p, g, state, group):
+        beta1, beta2 = group["betas"]
+        m, v = state["exp_avg"], state["exp_avg_sq"]
+        rules.update_moment(m, g, beta1)
+        g2 = g * g
+        v -= (1 - beta2) * np.sign(v - g2) * g2
+        p -= group["lr"] * m / (np.sqrt(v) + group["eps"])
 
 class SGDDecoupled(Optimizer):
     r"""Plain SGD with decoupled decay: :math:`\theta \leftarrow (1-\eta\lambda)\,\theta`, then
