@@ -24,7 +24,10 @@ Faults are Dask's to handle: a worker that dies mid-task (SIGKILL, a lost node) 
 again elsewhere (``distributed.scheduler.allowed-failures`` times), and a result reaches the
 coordinator once per submission, however many times it ran: only the coordinator writes the
 state and the CSV, and a gradebook entry is nbgrader's one row per student and assignment,
-written again (not added) by a second run, so nothing is doubled or half-written. A killed coordinator
+written again (not added) by a second run, so nothing is doubled or half-written. A worker cut off
+from the network is dropped by the scheduler when its heartbeats stop (``worker-ttl``) and its
+tasks run elsewhere; its late result is refused, and a late gradebook write (PostgreSQL) writes the
+same deterministic grade again (tested by cutting a worker's link mid-task). A killed coordinator
 loses the unrecorded rest; the same command resumes from the state files as a local batch does.
 """
 

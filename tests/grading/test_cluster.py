@@ -1,7 +1,7 @@
 """Grading on a Dask cluster (--cluster), against a real `dask scheduler` and real `dask worker`
 processes on 127.0.0.1: the same grades as a local run, problem by problem; a worker killed
-(SIGKILL) mid-batch or a killed coordinator loses and doubles nothing, with SQLite and with the
-PostgreSQL gradebook; a worker that cannot isolate is refused by name; and without --cluster no
+(SIGKILL) or cut off from the network mid-batch, or a killed coordinator, loses and doubles
+nothing, with SQLite and with the PostgreSQL gradebook; a worker that cannot isolate is refused by name; and without --cluster no
 Dask module is imported and no Dask process started."""
 
 from __future__ import annotations
@@ -14,6 +14,7 @@ import socket
 import sqlite3
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -57,14 +58,20 @@ class DaskCluster:
         self.processes.append(process)
         return process
 
-    def start(self, workers: int = 2, bare_workers: int = 0) -> "DaskCluster":
-        self._start(["scheduler", "--host", "127.0.0.1", "--port", str(self.port), "--no-dashboard"], "scheduler")
+    def start(self, workers: int = 2, bare_workers: int = 0, links: list["Link"] | None = None,
+              scheduler_env: dict | None = None) -> "DaskCluster":
+        """``links``: the first workers' network, one :class:`Link` each, that a test can cut."""
+        self._start(["scheduler", "--host", "127.0.0.1", "--port", str(self.port), "--no-dashboard"], "scheduler",
+                    env={**os.environ, **(scheduler_env or {})})
         bare = {**os.environ, "PATH": str(Path(sys.executable).parent)}  # no bwrap: cannot isolate
         for i in range(workers + bare_workers):
+            address = ["--host", "127.0.0.1"]
+            if links and i < len(links):
+                address = links[i].worker_args(self.port)
             self.workers.append(self._start(
-                ["worker", self.address, "--nthreads", "1", "--resources", "sandbox=1", "--no-nanny",
-                 "--no-dashboard", "--host", "127.0.0.1", "--name", f"worker-{i}"], f"worker-{i}",
-                env=bare if i >= workers else None))
+                ["worker", links[i].scheduler if links and i < len(links) else self.address, "--nthreads", "1",
+                 "--resources", "sandbox=1", "--no-nanny", "--no-dashboard", *address, "--name", f"worker-{i}"],
+                f"worker-{i}", env=bare if i >= workers else None))
         from distributed import Client
 
         with Client(self.address, timeout="60s") as client:
@@ -76,6 +83,72 @@ class DaskCluster:
             with contextlib.suppress(ProcessLookupError):
                 os.killpg(process.pid, signal.SIGKILL)
             process.wait()
+
+
+class Link:
+    """A worker's network, which a test can cut and restore: every byte between the worker and
+    the rest of the cluster passes through two relays on 127.0.0.1 (the worker reaches the
+    scheduler through one; the scheduler and the other workers reach the worker through the other,
+    the address it advertises). Cut, the relays stop moving bytes and hold connections open: the
+    worker runs on, as a node whose switch failed does, and nobody hears from it. (The
+    PostgreSQL server is not behind the link: the worst case, a worker cut off from the scheduler
+    that can still write the gradebook.)"""
+
+    def __init__(self):
+        import threading
+
+        self.cut = threading.Event()
+        self.worker_port = free_port()
+        self.scheduler = ""
+
+    def worker_args(self, scheduler_port: int) -> list[str]:
+        to_scheduler = self._relay(scheduler_port)
+        self.scheduler = f"tcp://127.0.0.1:{to_scheduler}"
+        to_worker = self._relay(self.worker_port)
+        return ["--listen-address", f"tcp://127.0.0.1:{self.worker_port}",
+                "--contact-address", f"tcp://127.0.0.1:{to_worker}"]
+
+    def _relay(self, target: int) -> int:
+        import threading
+
+        server = socket.socket()
+        server.bind(("127.0.0.1", 0))
+        server.listen(64)
+
+        def pump(source, sink):
+            source.settimeout(0.1)
+            while True:
+                if self.cut.is_set():
+                    time.sleep(0.05)
+                    continue
+                try:
+                    data = source.recv(1 << 16)
+                except socket.timeout:
+                    continue
+                except OSError:
+                    data = b""
+                if not data:
+                    with contextlib.suppress(OSError):
+                        sink.shutdown(socket.SHUT_WR)
+                    return
+                with contextlib.suppress(OSError):
+                    sink.sendall(data)
+
+        def accept():
+            while True:
+                client, _ = server.accept()
+                while self.cut.is_set():  # a new connection waits, unanswered, like the old ones
+                    time.sleep(0.05)
+                try:
+                    upstream = socket.create_connection(("127.0.0.1", target))
+                except OSError:
+                    client.close()
+                    continue
+                for a, b in ((client, upstream), (upstream, client)):
+                    threading.Thread(target=pump, args=(a, b), daemon=True).start()
+
+        threading.Thread(target=accept, daemon=True).start()
+        return server.getsockname()[1]
 
 
 @pytest.fixture
@@ -174,6 +247,61 @@ def test_a_worker_killed_mid_batch_loses_and_doubles_nothing(cluster, tmp_path, 
         assert not (out / "gradebook.db").exists() and not list((out / "cache").glob("*.ipynb"))
     else:
         assert len(list((out / "cache").glob("*.ipynb"))) == len(plan["01_sgd"])
+
+
+@pytest.mark.parametrize("gradebook", ["sqlite", "postgresql"])
+def test_a_worker_that_loses_its_network_mid_task_doubles_nothing(tmp_path, gradebook, request):
+    """A worker's network is cut while its sandbox runs a notebook: the scheduler stops hearing
+    from it (its heartbeats time out after worker-ttl: 20 s here, longer than a loaded worker's
+    event loop stalls while its grader starts), runs its task on the other worker, and the
+    batch ends with each submission graded once. The cut-off worker finishes its task meanwhile
+    (with PostgreSQL it can still write the gradebook); once its network is back, its late result
+    changes nothing: no second row, no other score, in the CSV or the gradebook."""
+    plan = {"01_sgd": ["correct", "mistakes-1", "mistakes-2", "mistakes-3", "tamper", "snoop"]}
+    inbox = inbox_of(tmp_path, plan)
+    out = tmp_path / "out"
+    db_url = request.getfixturevalue("postgres") if gradebook == "postgresql" else None
+    link = Link()
+    cluster = DaskCluster(tmp_path / "dask").start(
+        links=[link], scheduler_env={"DASK_DISTRIBUTED__SCHEDULER__WORKER_TTL": "20s"})
+    cut_off = cluster.workers[0]
+    try:
+        batch = subprocess.Popen([sys.executable, "-m", "autograder", "grade", str(inbox), "--out", str(out),
+                                  *cluster_args(cluster), *(["--db-url", db_url] if db_url else [])],
+                                 cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+                                 start_new_session=True)
+        try:
+            assert wait_until(lambda: sandbox_processes(cut_off.pid, runners_only=True), seconds=180), \
+                "the worker behind the link never ran a notebook"
+            link.cut.set()  # mid-task
+            _, stderr = batch.communicate(timeout=400)
+        finally:
+            if batch.poll() is None:
+                os.killpg(batch.pid, signal.SIGKILL)
+        assert batch.returncode == 0, stderr[-3000:]
+        assert cut_off.poll() is None, "the cut-off worker was to live on, not die"
+        assert_each_graded_once(out, plan, db_url)
+        before = (out / "grades.csv").read_bytes()
+        link.cut.clear()  # the network is back: the late worker reports, or learns it was dropped
+        time.sleep(8)
+    finally:
+        cluster.stop()
+    assert_each_graded_once(out, plan, db_url)
+    assert (out / "grades.csv").read_bytes() == before
+    if db_url:  # the gradebook's own scores, after the late writer: the oracle's
+        from nbgrader.api import Gradebook
+
+        from autograder import course
+
+        problem_of = {name: cell.problem for name, cell in course.grade_cells("01_sgd").items()}
+        with Gradebook(db_url) as gb:
+            for student in plan["01_sgd"]:
+                scores = {}
+                for notebook in gb.find_submission("01_sgd", student).notebooks:
+                    for grade in notebook.grades:
+                        problem = problem_of[grade.cell.name]
+                        scores[problem] = scores.get(problem, 0.0) + grade.score
+                assert scores == pytest.approx(expected(student, "01_sgd")), student
 
 
 def test_two_batches_on_one_cluster_keep_their_seeds_apart(cluster, tmp_path):
