@@ -319,3 +319,148 @@ def test_kfac_direction_solves_the_damped_kronecker_system():
     np.testing.assert_allclose(B.kfac_direction(grad, A, G, damping), expected, rtol=1e-10)
     with pytest.raises(ValueError, match="damping"):
         B.kfac_direction(grad, A, G, 0.0)
+
+
+# -- Third-party oracles: optax (JAX on the CPU, float64) ------------------------------------------------
+# Lookahead, LAMB and SAM against optax's implementations, which follow the papers:
+# * optax.lookahead is Zhang et al.'s Algorithm 1 (slow weights pulled a fraction alpha towards
+#   the fast ones every k steps, the fast ones restarted there, the inner state kept: its
+#   reset_state=False default). pytorch-optimizer's Lookahead does the same; optax is used for
+#   all three so one library, in float64, is the oracle.
+# * optax.lamb is You et al.'s Algorithm 2 (ICLR 2020): bias-corrected Adam moments, eps outside
+#   the root, decay added to the Adam direction, trust ratio ||x|| / ||r + lambda x|| with
+#   phi = identity, and 1 when either norm is 0. pytorch-optimizer's Lamb is *not* this by
+#   default: it follows the paper's v3 (no bias correction), clamps ||x|| at 10 and divides by
+#   ||u|| + eps, so it is not used.
+# * optax.contrib.sam with opaque_mode=True, sync_period=2 and adv_optimizer
+#   chain(normalize(), sgd(rho)) is Foret et al.'s Algorithm 1 (the authors' code is JAX):
+#   one ascent step of length rho along g / ||g|| (norm over all arrays), the gradient there,
+#   the outer optimizer stepping from the original point. The one difference: optimkit divides
+#   by ||g|| + 1e-12 (as davda54/sam and pytorch-optimizer's SAM), optax by ||g||; with
+#   ||g|| ~ 1 here that is a relative 1e-12, inside the tolerance below.
+#
+# Tolerance: both sides are float64 and do the same operations in a different order (XLA's
+# reductions vs NumPy's pairwise sums, m/bc1 vs lr/bc1 * m, ...), each rounding at 2**-53 =
+# 1.1e-16 relative. Over 150 steps of ~30 operations that is at most ~5e-13 if errors add up;
+# RTOL = 1e-10 leaves a factor ~200 and is still 1e5 times below what a perturbed
+# hyperparameter gives (the negative controls), ATOL = 1e-13 covers entries passing near 0.
+
+import jax  # noqa: E402
+import jax.numpy as jnp  # noqa: E402
+import optax  # noqa: E402
+
+RTOL, ATOL, STEPS = 1e-10, 1e-13, 150
+SHAPES = [(6, 5), (5,), (3, 2, 2)]
+
+
+def oracle_problem(seed=0):
+    """Start arrays, a smooth non-quadratic gradient (of 1/2 c (p - t)^2 - 0.1 cos 3p per array)
+    plus one noise draw per step (a minibatch's; SAM's two gradients in a step share it, and it
+    keeps the gradient from vanishing), in NumPy for optimkit and jax.numpy for optax."""
+    rng = np.random.default_rng(seed)
+    start = [rng.standard_normal(s) for s in SHAPES]
+    curv = [10.0 ** rng.uniform(-1, 1, size=s) for s in SHAPES]
+    target = [rng.standard_normal(s) for s in SHAPES]
+    noises = [[0.5 * rng.standard_normal(s) for s in SHAPES] for _ in range(STEPS)]
+
+    def grad(params, noise, xp=np):
+        return [c * (p - t) + 0.3 * xp.sin(3 * p) + n
+                for p, c, t, n in zip(params, curv, target, noise)]
+    return start, grad, noises
+
+
+def worst(ours, theirs):
+    """The largest |ours - theirs| / (ATOL + RTOL |theirs|) over every step and array: <= 1 is a
+    match."""
+    return max(float(np.max(np.abs(a - b) / (ATOL + RTOL * np.abs(b))))
+               for step_a, step_b in zip(ours, theirs) for a, b in zip(step_a, step_b))
+
+
+STEP_FNS = {}  # one jitted step per optax method: the hyperparameter h is traced, not baked in
+
+
+def run_optax(make_tx, h, problem, lookahead=False, sam=False):
+    """The trajectory of ``make_tx(h)`` in float64: each step's (fast) arrays."""
+    start, grad, noises = problem
+    with jax.enable_x64(True):
+        if make_tx not in STEP_FNS:
+            def step(params, state, noise, h):
+                tx = make_tx(h)
+                fast = params.fast if lookahead else params
+                extra = dict(grad_fn=lambda p, i: grad(p, noise, jnp)) if sam else {}
+                updates, state = tx.update(grad(fast, noise, jnp), state, params, **extra)
+                return optax.apply_updates(params, updates), state
+            STEP_FNS[make_tx] = jax.jit(step)
+        step = STEP_FNS[make_tx]
+        params = [jnp.asarray(p) for p in start]
+        if lookahead:
+            params = optax.LookaheadParams.init_synced(params)
+        state = make_tx(h).init(params)
+        out = []
+        for noise in noises:
+            params, state = step(params, state, [jnp.asarray(n) for n in noise], jnp.asarray(h))
+            fast = params.fast if lookahead else params
+            assert all(x.dtype == jnp.float64 for x in fast)
+            out.append([np.asarray(x) for x in fast])
+        return out
+
+
+def run_ours(make, problem, closure=False):
+    start, grad, noises = problem
+    params = [p.copy() for p in start]
+    opt = make(params)
+    out = []
+    for noise in noises:
+        if closure:
+            opt.step(lambda: (0.0, grad(params, noise)))
+        else:
+            opt.step(grad(params, noise))
+        out.append([p.copy() for p in params])
+    return out
+
+
+INNER = {  # optimkit's and optax's inner optimizers: the same arithmetic up to rounding
+    "SGD-momentum": (lambda p: optimkit.SGD(p, lr=0.01, momentum=0.9),
+                     lambda: optax.sgd(0.01, momentum=0.9)),
+    "Adam": (lambda p: optimkit.Adam(p, lr=0.01, betas=(0.9, 0.99), eps=1e-8),
+             lambda: optax.adam(0.01, b1=0.9, b2=0.99, eps=1e-8)),
+}
+LOOKAHEAD = {(inner, k): (lambda alpha, inner=inner, k=k: optax.lookahead(
+                 INNER[inner][1](), sync_period=k, slow_step_size=alpha))
+             for inner in INNER for k in (3, 5)}
+LAMB = {wd: (lambda b2, wd=wd: optax.lamb(0.01, b1=0.9, b2=b2, eps=1e-6, weight_decay=wd))
+        for wd in (0.0, 0.01)}
+SAM = {inner: (lambda rho, inner=inner: optax.contrib.sam(
+           INNER[inner][1](), optax.chain(optax.contrib.normalize(), optax.sgd(rho)),
+           sync_period=2, opaque_mode=True))
+       for inner in INNER}
+
+
+@pytest.mark.parametrize("inner", INNER)
+def test_lookahead_matches_optax_lookahead(inner):
+    problem = oracle_problem(1)
+    for k, alpha in [(5, 0.5), (3, 0.8)]:
+        ours = run_ours(lambda p: B.Lookahead(INNER[inner][0](p), k=k, alpha=alpha), problem)
+        make = LOOKAHEAD[inner, k]
+        assert worst(ours, run_optax(make, alpha, problem, lookahead=True)) <= 1.0, (k, alpha)
+        # negative control: a slow step 0.01 larger
+        assert worst(ours, run_optax(make, alpha + 0.01, problem, lookahead=True)) > 1e4
+
+
+@pytest.mark.parametrize("wd", LAMB)
+def test_lamb_matches_optax_lamb(wd):
+    start, grad, noises = oracle_problem(2)
+    start[1] = np.zeros_like(start[1])  # a zero layer: the trust ratio is 1 on its first step
+    problem = start, grad, noises
+    ours = run_ours(lambda p: B.LAMB(p, lr=0.01, betas=(0.9, 0.99), eps=1e-6, weight_decay=wd),
+                    problem)
+    assert worst(ours, run_optax(LAMB[wd], 0.99, problem)) <= 1.0
+    assert worst(ours, run_optax(LAMB[wd], 0.991, problem)) > 1e4  # negative control: b2
+
+
+@pytest.mark.parametrize("inner", INNER)
+def test_sam_matches_optax_contrib_sam(inner):
+    problem = oracle_problem(3)
+    ours = run_ours(lambda p: B.SAM(INNER[inner][0](p), rho=0.05), problem, closure=True)
+    assert worst(ours, run_optax(SAM[inner], 0.05, problem, sam=True)) <= 1.0
+    assert worst(ours, run_optax(SAM[inner], 0.051, problem, sam=True)) > 1e4  # negative control
