@@ -16,7 +16,7 @@ from dataclasses import dataclass
 import matplotlib.pyplot as plt
 import numpy as np
 
-from optimkit import optim, schedules
+from optimkit import optim, schedules, validate
 from optimkit.landscapes import LANDSCAPES, Landscape, Trajectory, run
 
 from .drawing import COLORS, trajectory_figure
@@ -170,8 +170,10 @@ OPTAX_OPTIMIZERS = {
 
 
 def _signature_defaults(obj) -> dict:
+    """The hyperparameters' defaults: torch's implementation switches (``foreach``, ``fused``,
+    ``capturable``, ``differentiable``), which choose how to compute and not what, are left out."""
     return {name: p.default for name, p in inspect.signature(obj).parameters.items()
-            if p.default is not inspect.Parameter.empty}
+            if p.default is not inspect.Parameter.empty and name not in validate.NOOP_OPTIONS}
 
 
 def optimizer_twins() -> list[dict]:

@@ -120,6 +120,9 @@ def test_every_optimizer_twin_exists_in_torch_with_the_same_defaults():
     rows = ch11.optimizer_twins()
     assert [r["optimkit"] for r in rows] == [f"optimkit.{n}" for n in optimkit.OPTIMIZERS]
     for r in rows:
+        # hyperparameters only: no implementation switch (foreach, fused, ...) in the table
+        assert not set(r["defaults"]) & {"foreach", "fused", "capturable", "differentiable"}, r
+        assert "lr" in r["defaults"], r
         cls = eval(r["torch"], {"torch": torch})  # noqa: S307  "torch.optim.X"
         torch_defaults = {k: p.default for k, p in inspect.signature(cls.__init__).parameters.items()
                           if p.default is not inspect.Parameter.empty}
