@@ -187,3 +187,69 @@ def norm_histogram_figure(norms: np.ndarray, thresholds: Sequence[float]):
     ax.set_ylabel("steps")
     ax.legend(fontsize=8)
     return fig
+
+
+def deep_tanh_gradients(depth: int = 30, width: int = 64, gain: float = 1.0, residual: bool = False,
+                        batch: int = 128, seed: int = 0) -> np.ndarray:
+    r"""Norm of the loss gradient with respect to each layer's weights, at initialisation.
+
+    A stack of ``depth`` tanh layers of ``width`` units, weights drawn from
+    :math:`\mathcal N(0, \text{gain}^2/\text{width})`, on ``batch`` standard-normal inputs; plain
+    (:math:`h_\ell = \tanh(h_{\ell-1}W_\ell)`) or residual
+    (:math:`h_\ell = h_{\ell-1} + \tanh(h_{\ell-1}W_\ell)/\sqrt{\text{depth}}`). The loss is the
+    mean squared distance of :math:`h_L` to random targets. Backpropagation by hand:
+    :math:`\delta_\ell = \partial L/\partial z_\ell`, :math:`\partial L/\partial W_\ell = h_{\ell-1}^\top\delta_\ell`.
+    Returns an array of shape (2, depth): row 0 is the backpropagated signal
+    :math:`\lVert\partial L/\partial h_{\ell-1}\rVert` arriving at layer ℓ's input, row 1 the weight
+    gradient :math:`\lVert\partial L/\partial W_\ell\rVert_F`, for ℓ = 1..depth (Frobenius norms).
+    """
+    rng = np.random.default_rng(seed)
+    ws = [rng.standard_normal((width, width)) * gain / math.sqrt(width) for _ in range(depth)]
+    x = rng.standard_normal((batch, width))
+    target = rng.standard_normal((batch, width))
+    scale = 1 / math.sqrt(depth) if residual else 1.0
+    hs, acts = [x], []
+    for w in ws:
+        a = np.tanh(hs[-1] @ w)
+        acts.append(a)
+        hs.append(hs[-1] + scale * a if residual else a)
+    grad_h = (hs[-1] - target) / batch               # d/dh of 0.5 * mean over the batch of |h - y|^2
+    norms = np.empty((2, depth))
+    for layer in range(depth - 1, -1, -1):
+        a, w = acts[layer], ws[layer]
+        delta = grad_h * (scale if residual else 1.0) * (1 - a * a)   # through tanh
+        norms[1, layer] = np.linalg.norm(hs[layer].T @ delta)
+        grad_h = (grad_h if residual else 0.0) + delta @ w.T
+        norms[0, layer] = np.linalg.norm(grad_h)
+    return norms
+
+
+def deep_tanh_loss(ws_flat_layer: int, depth: int = 4, width: int = 5, gain: float = 1.0,
+                   residual: bool = False, batch: int = 7, seed: int = 0, delta=None) -> float:
+    """The loss of :func:`deep_tanh_gradients`'s network with layer ``ws_flat_layer``'s weights
+    shifted by ``delta`` (a (width, width) array): the finite-difference check of its gradients."""
+    rng = np.random.default_rng(seed)
+    ws = [rng.standard_normal((width, width)) * gain / math.sqrt(width) for _ in range(depth)]
+    x = rng.standard_normal((batch, width))
+    target = rng.standard_normal((batch, width))
+    if delta is not None:
+        ws[ws_flat_layer] = ws[ws_flat_layer] + delta
+    scale = 1 / math.sqrt(depth) if residual else 1.0
+    h = x
+    for w in ws:
+        a = np.tanh(h @ w)
+        h = h + scale * a if residual else a
+    return 0.5 * float(np.sum((h - target) ** 2)) / batch
+
+
+def vanishing_figure(curves: dict) -> plt.Figure:
+    """The backpropagated signal per layer (log scale) for each configuration in ``curves``."""
+    fig, ax = plt.subplots(figsize=(6.4, 3.4))
+    for (label, norms), color in zip(curves.items(), COLORS):
+        ax.semilogy(np.arange(1, len(norms) + 1), norms, marker="o", markersize=3, color=color, label=label)
+    ax.set_xlabel("layer (1 = next to the input)")
+    ax.set_ylabel("‖∂L/∂h‖ reaching the layer")
+    ax.legend(fontsize=8)
+    ax.grid(True, which="both", alpha=0.3)
+    fig.tight_layout()
+    return fig

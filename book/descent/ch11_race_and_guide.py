@@ -124,7 +124,7 @@ def race_figure(landscape: Landscape, runs: dict[str, Trajectory], *, frames: in
     if log:
         longest = max(len(t.points) - 1 for t in runs.values())
         sf.sliders["step"] = log_steps(longest, frames)
-        sf.initial["step"] = sf.sliders["step"][0]
+        sf.initial["step"] = sf.sliders["step"][-1]   # open on the whole path
     return sf
 
 
@@ -214,3 +214,47 @@ def schedule_twins() -> list[dict]:
         rows.append({"optimkit": f"schedules.{name}", "torch": torch_names, "optax": optax_names,
                      "optax_similar": None if optax_names else OPTAX_SIMILAR_SCHEDULES.get(name)})
     return rows
+
+
+def state_floats_per_parameter(make_optimizer, size: int = 1000, steps: int = 12, seed: int = 0,
+                               closure: bool = False) -> float:
+    r"""Floats of optimizer state per parameter, counted from what the optimizer actually keeps.
+
+    Builds ``make_optimizer([θ])`` for one array of ``size`` floats, takes ``steps`` steps on the
+    quadratic :math:`\tfrac12\sum_i c_i\theta_i^2` (curvatures :math:`c_i` from 0.1 to 10; plus
+    noise, or exact through ``step(closure)`` when ``closure``),
+    then walks the optimizer's attributes (dicts, lists, tuples, nested optimizers) and adds up
+    every float array that is not a parameter itself. Scalars (step counters, products of
+    betas) are ignored, so the result is the per-parameter memory: 0 for SGD, 2 for Adam.
+    """
+    rng = np.random.default_rng(seed)
+    theta = rng.standard_normal(size)
+    curv = np.geomspace(0.1, 10.0, size)
+    opt = make_optimizer([theta])
+    for _ in range(steps):
+        if closure:
+            opt.step(lambda: (0.5 * float(curv @ theta ** 2), [curv * theta]))
+        else:
+            opt.step([curv * theta + 0.1 * rng.standard_normal(size)])
+    seen, total = {id(theta)}, 0
+
+    def walk(obj, depth=0):
+        nonlocal total
+        if id(obj) in seen or depth > 8:
+            return
+        seen.add(id(obj))
+        if isinstance(obj, np.ndarray):
+            if obj.dtype.kind == "f" and obj.size > 1:
+                total += obj.size
+        elif isinstance(obj, dict):
+            for value in obj.values():
+                walk(value, depth + 1)
+        elif isinstance(obj, (list, tuple)):
+            for value in obj:
+                walk(value, depth + 1)
+        elif hasattr(obj, "__dict__") and not isinstance(obj, type):
+            for value in vars(obj).values():
+                walk(value, depth + 1)
+
+    walk(opt)
+    return total / size

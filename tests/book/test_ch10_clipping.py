@@ -119,3 +119,29 @@ def test_clipping_lets_a_too_large_sgd_rate_train():
     assert run(math.inf).diverged
     clipped = run(1.0)
     assert not clipped.diverged and clipped.val_accuracy[-1] > 0.5
+
+
+@pytest.mark.parametrize("residual", [False, True])
+def test_deep_tanh_weight_gradients_match_finite_differences(residual):
+    from descent.ch10_clipping import deep_tanh_gradients, deep_tanh_loss
+
+    kw = dict(depth=4, width=5, gain=1.5, residual=residual, batch=7, seed=2)
+    norms = deep_tanh_gradients(**kw)
+    h = 1e-6
+    for layer in range(4):
+        fd = np.empty((5, 5))
+        for i in range(5):
+            for j in range(5):
+                e = np.zeros((5, 5)); e[i, j] = h
+                fd[i, j] = (deep_tanh_loss(layer, delta=e, **kw) - deep_tanh_loss(layer, delta=-e, **kw)) / (2 * h)
+        assert norms[1, layer] == pytest.approx(np.linalg.norm(fd), rel=1e-6)
+    # Negative control: the finite differences of another layer's weights are a different norm.
+    assert norms[1, 0] != pytest.approx(norms[1, 3], rel=1e-3)
+
+
+def test_deep_tanh_signal_vanishes_and_residuals_keep_it():
+    from descent.ch10_clipping import deep_tanh_gradients
+
+    small = deep_tanh_gradients(depth=20, width=32, gain=0.5)
+    res = deep_tanh_gradients(depth=20, width=32, gain=0.5, residual=True)
+    assert small[0, 0] / small[0, -1] < 1e-4 and 0.5 < res[0, 0] / res[0, -1] < 2

@@ -94,7 +94,7 @@ def test_log_steps_cover_the_run_once_each():
 def test_race_figure_dashes_the_ninth_entrant_and_spaces_steps_logarithmically(races):
     land = landscapes.rosenbrock()
     sf = ch11.race_figure(land, races["rosenbrock"], frames=9)
-    assert sf.sliders["step"] == ch11.log_steps(10_000, 9) and sf.initial["step"] == 0
+    assert sf.sliders["step"] == ch11.log_steps(10_000, 9) and sf.initial["step"] == 10_000  # opens on the whole path
     styles = [line.get_linestyle() for line in sf.animated if line.get_label() in ch11.ENTRANTS]
     assert styles.count("--") == 1 and styles[-1] == "--"
     assert sf.frame(step=0) != sf.frame(step=10_000)
@@ -141,3 +141,41 @@ def test_every_schedule_twin_exists_in_torch():
     by_name = {r["optimkit"]: r for r in rows}
     assert by_name["schedules.cosine"]["torch"] == ["CosineAnnealingLR"]
     assert by_name["schedules.warmup_cosine"]["optax"] == ["warmup_cosine_decay_schedule"]
+
+
+def torch_state_floats(name, **kwargs):
+    """The oracle: floats per parameter in torch.optim's own state after a few steps."""
+    import torch
+
+    p = torch.nn.Parameter(torch.randn(1000, dtype=torch.float64))
+    opt = getattr(torch.optim, name)([p], **kwargs)
+    for _ in range(5):
+        opt.zero_grad()
+        (0.5 * (p * p).sum()).backward()
+        opt.step()
+    return sum(v.numel() for s in opt.state.values() for v in s.values()
+               if torch.is_tensor(v) and v.is_floating_point() and v.numel() > 1) / 1000
+
+
+@pytest.mark.parametrize("name, kwargs", [
+    ("SGD", {"lr": 0.01}), ("SGD", {"lr": 0.01, "momentum": 0.9}), ("Adagrad", {}),
+    ("RMSprop", {}), ("RMSprop", {"momentum": 0.9, "centered": True}), ("Adadelta", {}),
+    ("Adam", {}), ("Adam", {"amsgrad": True}), ("AdamW", {}), ("Adamax", {}), ("NAdam", {}),
+    ("RAdam", {})])
+def test_state_memory_per_parameter_matches_torch(name, kwargs):
+    import optimkit
+
+    ours = ch11.state_floats_per_parameter(lambda p: getattr(optimkit, name)(p, **kwargs))
+    assert ours == torch_state_floats(name, **kwargs)
+
+
+def test_state_memory_counts_nested_buffers_and_not_the_weights():
+    class Hidden:   # a buffer two levels down, and a reference to the weights themselves
+        def __init__(self, params):
+            self.params, self.inner = params, {"history": [np.zeros(p.size) for p in params]}
+
+        def step(self, grads):
+            pass
+
+    assert ch11.state_floats_per_parameter(Hidden) == 1.0
+    assert ch11.state_floats_per_parameter(lambda p: optimkit.Adam(p)) != 1.0   # negative control
