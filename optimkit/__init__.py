@@ -23,8 +23,8 @@ from . import landscapes, rules, schedules
 from . import lr_scheduler, swa_utils  # torch.optim's schedulers and weight averaging
 from .clipping import clip_grad_norm, clip_grad_value
 from .optim import (ASGD, LBFGS, OPTIMIZERS, SGD, Adadelta, Adafactor, Adagrad, Adam, Adamax,
-                    AdamW, NAdam, Optimizer, RAdam, RMSprop, Rprop)
+                    AdamW, Muon, NAdam, Optimizer, RAdam, RMSprop, Rprop)
 
 __all__ = ["rules", "schedules", "landscapes", "Optimizer", "SGD", "Adagrad", "RMSprop", "Adam",
            "AdamW", "NAdam", "RAdam", "Adamax", "Adadelta", "Rprop", "ASGD", "Adafactor",
-           "LBFGS", "OPTIMIZERS", "clip_grad_norm", "clip_grad_value"]
+           "Muon", "LBFGS", "OPTIMIZERS", "clip_grad_norm", "clip_grad_value"]

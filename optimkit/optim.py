@@ -634,3 +634,43 @@ OPTIMIZERS = {cls.__name__: cls for cls in (SGD, Adagrad, RMSprop, Adam, AdamW, 
                                              Adamax, Adadelta, Rprop, ASGD, Adafactor)}
 """The classes that step with gradients, ``step(grads)``, by name (LBFGS, which needs a
 closure, is not among them)."""
+
+
+class Muon(Optimizer):
+    """Muon, as ``torch.optim.Muon``: for 2-D parameters (the weight matrices of hidden layers)
+    only; biases, gains, embeddings and the output layer go to AdamW. Update rule:
+    :func:`optimkit.rules.muon_update`.
+
+    As torch's, the Newton-Schulz iteration runs in bfloat16 (emulated: every operation's
+    result rounded to bfloat16), whatever the parameters' dtype; set the attribute
+    ``bfloat16 = False`` to run it in the parameters' dtype (torch has no such switch).
+    """
+
+    bfloat16 = True
+
+    def __init__(self, params, lr=1e-3, weight_decay=0.1, momentum=0.95, nesterov=True,
+                 ns_coefficients=rules.MUON_COEFFICIENTS, eps=1e-7, ns_steps=5,
+                 adjust_lr_fn=None):
+        super().__init__(params, dict(lr=lr, weight_decay=weight_decay, momentum=momentum,
+                                      nesterov=nesterov, ns_coefficients=ns_coefficients,
+                                      eps=eps, ns_steps=ns_steps, adjust_lr_fn=adjust_lr_fn))
+
+    def _check(self, group):
+        validate.muon_args(group["lr"], group["weight_decay"], group["momentum"],
+                           group["nesterov"], group["ns_coefficients"], group["eps"],
+                           group["ns_steps"], group["adjust_lr_fn"])
+        validate.matrix_params("Muon", group.get("params", ()))
+
+    def _init_state(self, p, group):
+        return {"step": 0, "momentum_buffer": _zeros(p)}
+
+    def _update(self, p, g, state, group):
+        rules.muon_kernel(p, g, state["momentum_buffer"], lr=group["lr"],
+                          weight_decay=group["weight_decay"], momentum=group["momentum"],
+                          nesterov=group["nesterov"],
+                          ns_coefficients=tuple(group["ns_coefficients"]), eps=group["eps"],
+                          ns_steps=group["ns_steps"], adjust_lr_fn=group["adjust_lr_fn"],
+                          bfloat16=self.bfloat16)
+
+
+OPTIMIZERS["Muon"] = Muon  # torch.optim's newest, for matrices only

@@ -12,7 +12,7 @@ its arguments: it returns new parameters and a new state.
 Each rule's arithmetic lives in one public per-array kernel (``sgd_kernel``,
 ``adagrad_kernel``, ``rmsprop_kernel``, ``adam_kernel``, ``nadam_kernel``,
 ``radam_kernel``, ``adamax_kernel``, ``adadelta_kernel``, ``rprop_kernel``,
-``asgd_kernel``, ``adafactor_kernel``) that works in place on the arrays it is
+``asgd_kernel``, ``adafactor_kernel``, ``muon_kernel``) that works in place on the arrays it is
 given; L-BFGS, which needs the loss, is ``lbfgs_update`` over a closure. The pure
 functions run it on copies; the torch-style classes in :mod:`optimkit.optim` run
 it on their own buffers. So both faces compute the same numbers, bit for bit, and
@@ -802,6 +802,135 @@ def adafactor_update(grads, state: AdafactorState, params, *, lr=1e-2, beta2_dec
         adafactor_kernel(p, np.asarray(g), r_i, c_i, v_i, t=t, lr=lr, beta2_decay=beta2_decay,
                          eps=eps, d=d, weight_decay=weight_decay, maximize=maximize)
     return params, AdafactorState(step=t, row=row, col=col, v=v)
+
+
+# ---------------------------------------------------------------------------
+# Muon
+# ---------------------------------------------------------------------------
+
+MUON_COEFFICIENTS = (3.4445, -4.7750, 2.0315)
+"""Keller Jordan's quintic Newton-Schulz coefficients (a, b, c), torch's default."""
+
+
+def lerp(start, end, weight):
+    """``start + weight (end - start)`` as torch's ``lerp`` computes it: from ``end`` backwards
+    when ``weight >= 0.5``, so that weight 1 gives ``end`` exactly."""
+    if abs(weight) < 0.5:
+        return start + weight * (end - start)
+    return end - (end - start) * (1 - weight)
+
+
+def round_bfloat16(x):
+    """``x`` rounded to the nearest bfloat16 (ties to even), kept in float64: bfloat16 is
+    float32 with the low 16 bits of the mantissa cut, 8 significant bits (relative spacing
+    2^-7, so a rounding error of at most 2^-8 ≈ 0.4 %). Torch converts float64 to bfloat16
+    through float32, as this does."""
+    x32 = np.asarray(x, dtype=np.float32)
+    bits = x32.view(np.uint32).astype(np.uint64)
+    bits = (bits + 0x7FFF + ((bits >> 16) & 1)) & 0xFFFF0000
+    rounded = bits.astype(np.uint32).view(np.float32).astype(np.float64)
+    return np.where(np.isfinite(x32), rounded, x32)
+
+
+def newton_schulz(G, coefficients=MUON_COEFFICIENTS, steps=5, eps=1e-7, *, bfloat16=True):
+    r"""The quintic Newton-Schulz iteration that pushes every singular value of ``G`` towards 1:
+    :math:`G = U\Sigma V^\top \mapsto U S' V^\top`, with :math:`S'_{ii}` roughly in [0.7, 1.2].
+
+    .. math::
+
+        X_0 = \frac{G}{\max(\lVert G\rVert_F, \varepsilon)}, \qquad
+        X_{k+1} = a X_k + \left(b\, X_k X_k^\top + c\, (X_k X_k^\top)^2\right) X_k
+
+    on :math:`G^\top` when ``G`` has more rows than columns (so :math:`X X^\top` is the smaller
+    Gram matrix). Each singular value follows :math:`\sigma \mapsto a\sigma + b\sigma^3 + c\sigma^5`;
+    dividing by the Frobenius norm puts them all in (0, 1] first. ``bfloat16=True`` rounds every
+    operation's result to bfloat16, as ``torch.optim.Muon`` computes it (on the CPU too, whatever
+    the parameter's dtype); ``False`` computes in ``G``'s own dtype.
+    """
+    a, b, c = coefficients
+    r = round_bfloat16 if bfloat16 else np.asarray
+    X = r(G)
+    tall = X.shape[0] > X.shape[1]
+    if tall:
+        X = X.T
+    X = r(X / max(r(np.linalg.norm(X)), r(eps)))
+    for _ in range(steps):
+        A = r(X @ X.T)
+        B = r(b * A + c * (A @ A))
+        X = r(a * X + B @ X)
+    return (X.T if tall else X).astype(G.dtype)
+
+
+def muon_adjusted_lr(lr, adjust_lr_fn, shape):
+    r"""The learning rate Muon applies to a matrix of ``shape`` (A, B):
+    :math:`\gamma\sqrt{\max(1, A/B)}` (``None``/``"original"``, Keller Jordan's) or
+    :math:`0.2\,\gamma\sqrt{\max(A, B)}` (``"match_rms_adamw"``, Moonshot's: the update's RMS
+    then matches AdamW's, so AdamW's lr and weight decay carry over)."""
+    rows, cols = shape[:2]
+    if adjust_lr_fn == "match_rms_adamw":
+        return lr * (0.2 * math.sqrt(max(rows, cols)))
+    return lr * math.sqrt(max(1, rows / cols))
+
+
+def muon_kernel(p, g, buf, *, lr, weight_decay, momentum, nesterov, ns_coefficients, eps,
+                ns_steps, adjust_lr_fn, bfloat16=True):
+    """One Muon step on one matrix, in place on ``p`` and its momentum buffer ``buf``."""
+    buf[...] = lerp(buf, g, 1 - momentum)  # B <- mu B + (1 - mu) g
+    update = lerp(g, buf, momentum) if nesterov else buf
+    O = newton_schulz(update, ns_coefficients, ns_steps, eps, bfloat16=bfloat16)
+    p *= 1 - lr * weight_decay  # decoupled, with the unadjusted lr
+    p -= muon_adjusted_lr(lr, adjust_lr_fn, p.shape) * O
+
+
+class MuonState(NamedTuple):
+    step: int
+    momentum_buffer: Arrays  # B, one matrix per parameter
+
+
+def muon_init(params) -> MuonState:
+    validate.matrix_params("Muon", params)
+    return MuonState(step=0, momentum_buffer=[np.zeros_like(p) for p in params])
+
+
+def muon_update(grads, state: MuonState, params, *, lr=1e-3, weight_decay=0.1, momentum=0.95,
+                nesterov=True, ns_coefficients=MUON_COEFFICIENTS, eps=1e-7, ns_steps=5,
+                adjust_lr_fn=None, bfloat16=True):
+    r"""Muon (MomentUm Orthogonalized by Newton-Schulz), as ``torch.optim.Muon``: momentum,
+    then the matrix nearest to it with every singular value near 1, for 2-D parameters only.
+
+    .. math::
+
+        \begin{aligned}
+            &\hspace{5mm} g_t \leftarrow \nabla_{\theta} f_t(\theta_{t-1}) \\
+            &\hspace{5mm} B_t \leftarrow \mu B_{t-1} + (1-\mu)\, g_t \\
+            &\hspace{5mm} \widetilde{B}_t \leftarrow
+                \begin{cases}
+                   (1-\mu)\, g_t + \mu B_t, & \text{if nesterov} \\
+                   B_t,           & \text{otherwise}
+                \end{cases} \\
+            &\hspace{5mm} O_t \leftarrow \mathrm{NS}^{(a,b,c)}_{k}\big(\widetilde{B}_t;\ \varepsilon\big) \\
+            &\hspace{5mm} \theta_t \leftarrow \theta_{t-1} - \gamma\,\lambda\,\theta_{t-1} \\
+            &\hspace{5mm} \theta_t \leftarrow \theta_t - \mathrm{AdjustLR}\big(\gamma;\ \mathrm{shape}(\theta_t)\big)\, O_t
+        \end{aligned}
+
+    with :math:`\mathrm{NS}` :func:`newton_schulz` and :math:`\mathrm{AdjustLR}`
+    :func:`muon_adjusted_lr`. torch's documentation writes :math:`B_t \leftarrow \mu B_{t-1} + g_t`
+    and :math:`g_t + \mu B_t`; its code (and this) averages, ``lerp``. The two differ by the
+    factor :math:`1-\mu`, which the Newton-Schulz normalisation divides out (up to
+    :math:`\varepsilon`). ``bfloat16=False`` runs Newton-Schulz in the parameters' dtype
+    instead of torch's bfloat16.
+    """
+    coefficients = validate.muon_args(lr, weight_decay, momentum, nesterov, ns_coefficients, eps,
+                                      ns_steps, adjust_lr_fn)
+    params = _copy(validate.float_params(params))
+    validate.matrix_params("Muon", params)
+    grads = validate.grads_like(grads, params)
+    bufs = _copy(state.momentum_buffer)
+    for p, g, b in zip(params, grads, bufs):
+        muon_kernel(p, np.asarray(g), b, lr=lr, weight_decay=weight_decay, momentum=momentum,
+                    nesterov=nesterov, ns_coefficients=coefficients, eps=eps, ns_steps=ns_steps,
+                    adjust_lr_fn=adjust_lr_fn, bfloat16=bfloat16)
+    return params, MuonState(step=state.step + 1, momentum_buffer=bufs)
 
 
 # ---------------------------------------------------------------------------

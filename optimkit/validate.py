@@ -403,6 +403,44 @@ def asgd_args(lr, lambd, alpha, t0, weight_decay) -> None:
     finite("t0", t0)
 
 
+def muon_args(lr, weight_decay, momentum, nesterov, ns_coefficients, eps, ns_steps,
+              adjust_lr_fn) -> tuple:
+    """Muon's hyperparameters (torch's checks, and the ones torch makes only inside its step);
+    returns ``ns_coefficients`` as a tuple of three floats."""
+    non_negative("lr", lr)
+    non_negative("weight_decay", weight_decay)
+    non_negative("momentum", momentum)
+    if not isinstance(nesterov, (bool, np.bool_)):
+        raise ValueError(f"nesterov must be True or False, got {nesterov!r}")
+    try:
+        a, b, c = ns_coefficients
+    except (TypeError, ValueError):
+        raise ValueError(f"ns_coefficients must be three numbers (a, b, c) of the Newton-Schulz "
+                         f"polynomial a X + b (X X^T) X + c (X X^T)^2 X, got "
+                         f"{ns_coefficients!r}") from None
+    coefficients = (finite("ns_coefficients[0]", a), finite("ns_coefficients[1]", b),
+                    finite("ns_coefficients[2]", c))
+    non_negative("eps", eps)
+    if non_negative_int("ns_steps", ns_steps) >= 100:
+        raise ValueError(f"ns_steps must be less than 100 (torch's limit; 5 is the default), "
+                         f"got {ns_steps!r}")
+    if adjust_lr_fn not in (None, "original", "match_rms_adamw"):
+        raise ValueError(f"adjust_lr_fn must be None, 'original' or 'match_rms_adamw', got "
+                         f"{adjust_lr_fn!r} (torch: Adjust learning rate function "
+                         f"{adjust_lr_fn} is not supported)")
+    return coefficients
+
+
+def matrix_params(name: str, params) -> None:
+    """Every array two-dimensional: Muon orthogonalises matrices only."""
+    for i, p in enumerate(params):
+        if np.ndim(p) != 2:
+            raise ValueError(
+                f"{name} only supports 2D parameters (matrices), but params[{i}] has shape "
+                f"{np.shape(p)}: give biases, gains, embeddings and the output layer to AdamW "
+                f"(a second optimizer), as torch's Muon asks")
+
+
 # --- schedulers (optimkit.lr_scheduler, optimkit.swa_utils) --------------------------------
 
 def scheduled_optimizer(optimizer):

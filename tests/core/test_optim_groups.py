@@ -264,8 +264,8 @@ def test_repr_lists_every_group():
 SWITCHES = ["foreach", "fused", "capturable", "differentiable"]
 
 
-@pytest.mark.parametrize("name", list(optimkit.OPTIMIZERS))
-def test_implementation_switches_at_their_no_op_values(name):
+@pytest.mark.parametrize("name", [n for n in optimkit.OPTIMIZERS if n != "Muon"])  # 2-D only,
+def test_implementation_switches_at_their_no_op_values(name):  # no switches: test_muon.py
     import inspect
 
     theirs = inspect.signature(getattr(torch.optim, name)).parameters

@@ -186,8 +186,8 @@ def test_bad_hyperparameters_are_named(name, kwargs, match):
         optimkit.OPTIMIZERS[name]([np.zeros(2)], **kwargs)
 
 
-@pytest.mark.parametrize("name", list(optimkit.OPTIMIZERS))
-def test_bad_gradients_and_params_change_nothing(name):
+@pytest.mark.parametrize("name", [n for n in optimkit.OPTIMIZERS if n != "Muon"])  # 2-D only:
+def test_bad_gradients_and_params_change_nothing(name):  # Muon's in test_muon.py
     params = [np.array([1.0, 2.0]), np.ones((2, 2))]
     opt = optimkit.OPTIMIZERS[name](params, lr=0.1)
     opt.step([np.ones(2), np.ones((2, 2))])

@@ -68,10 +68,18 @@ CASES = [
 ]
 
 
-def random_problem(seed):
-    """Random shapes, a random well-posed quadratic per array, random start."""
+MATRIX_ONLY = {"Muon"}  # optimizers for 2-D parameters only: their problems hold matrices
+VECTOR_OPTIMIZERS = [name for name in optimkit.OPTIMIZERS if name not in MATRIX_ONLY]
+
+
+def random_problem(seed, matrices=False):
+    """Random shapes (matrices only, two or more, if ``matrices``), a random well-posed
+    quadratic per array, random start."""
     rng = np.random.default_rng(seed)
-    shapes = [tuple(rng.integers(1, 6, size=rng.integers(1, 3))) for _ in range(rng.integers(1, 4))]
+    if matrices:
+        shapes = [tuple(rng.integers(1, 7, size=2)) for _ in range(rng.integers(2, 4))]
+    else:
+        shapes = [tuple(rng.integers(1, 6, size=rng.integers(1, 3))) for _ in range(rng.integers(1, 4))]
     params = [rng.normal(size=s) for s in shapes]
     curvature = [rng.uniform(0.1, 3.0, size=s) for s in shapes]
     targets = [rng.normal(size=s) for s in shapes]
@@ -109,12 +117,21 @@ def run_both(name, kwargs, *, seed=0, scheduled=False, groups=None, ours_kwargs=
     (the same function for both sides); ``ours_kwargs`` overrides optimkit's arguments (the
     negative controls). Returns the worst ``|ours - torch| / (RTOL |torch| + ATOL)`` over every
     element of every step (<= 1 passes) and the largest relative error where ``|torch| > 1e-3``.
+
+    Muon runs Newton-Schulz in float64 on both sides here (torch's own code with its one
+    bfloat16 cast taken out, :func:`float64_newton_schulz`), so its configurations meet the same
+    1e-9; tests/core/test_muon.py compares torch's bfloat16 path itself.
     """
-    rng, params, curvature, targets = random_problem(seed)
+    rng, params, curvature, targets = random_problem(seed, matrices=name in MATRIX_ONLY)
     tparams = [torch.tensor(p.copy(), requires_grad=True) for p in params]
     groups = groups or (lambda arrays: arrays)
     ours = optimkit.OPTIMIZERS[name](groups(params), **{**to_numpy(kwargs), **(ours_kwargs or {})})
-    theirs = getattr(torch.optim, name)(groups(tparams), **{"foreach": False, **kwargs})
+    switches = {} if name in MATRIX_ONLY else {"foreach": False}  # torch's Muon has no foreach
+    theirs = getattr(torch.optim, name)(groups(tparams), **{**switches, **kwargs})
+    torch_step = theirs.step
+    if name in MATRIX_ONLY:
+        ours.bfloat16 = False
+        torch_step = float64_newton_schulz(theirs.step)
     base_lrs = [float(group["lr"]) for group in ours.param_groups]
     worst = rel = 0.0
     for step in range(steps):
@@ -125,7 +142,7 @@ def run_both(name, kwargs, *, seed=0, scheduled=False, groups=None, ours_kwargs=
         for tp, g in zip(tparams, grads):
             tp.grad = None if g is None else torch.from_numpy(g.copy())
         ours.step(grads)
-        theirs.step()
+        torch_step()
         for p, tp in zip(params, tparams):
             t = tp.detach().numpy()
             gap = np.abs(p - t)
@@ -134,6 +151,28 @@ def run_both(name, kwargs, *, seed=0, scheduled=False, groups=None, ours_kwargs=
             if big.any():
                 rel = max(rel, float(np.max(gap[big] / np.abs(t[big]))))
     return worst, rel, ours, theirs, tparams
+
+
+def float64_newton_schulz(step):
+    """``step`` (torch's ``Muon.step``) running Newton-Schulz in the parameters' dtype: torch's
+    own function (``torch.optim._muon._zeropower_via_newtonschulz``, read from the installed
+    torch) with its one cast ``.bfloat16()`` replaced by ``.clone()``, swapped in for the call
+    (the step looks it up by name) and restored after."""
+    from torch.optim import _muon
+    original = _muon._zeropower_via_newtonschulz
+    source = inspect.getsource(original)
+    assert source.count("grad.bfloat16()") == 1, "torch's Newton-Schulz changed: revisit this"
+    namespace = dict(vars(_muon))
+    exec(source.replace("grad.bfloat16()", "grad.clone()"), namespace)  # noqa: S102
+    in_float64 = namespace["_zeropower_via_newtonschulz"]
+
+    def patched_step():
+        _muon._zeropower_via_newtonschulz = in_float64
+        try:
+            return step()
+        finally:
+            _muon._zeropower_via_newtonschulz = original
+    return patched_step
 
 
 def to_numpy(kwargs):
@@ -271,6 +310,7 @@ NEGATIVE_CONTROLS = [
     ("Rprop", {}, dict(etas=(0.5, 1.2 * (1 + 1e-6)))),
     ("ASGD", {}, dict(alpha=0.75 * (1 + 1e-2))),
     ("Adafactor", {}, dict(beta2_decay=-0.8 * (1 + 1e-6))),
+    ("Muon", {}, dict(momentum=0.95 * (1 + 1e-6))),
 ]
 
 
@@ -298,7 +338,7 @@ def test_defaults_match_torch(name):
     assert ours_positional == positional, "positional order differs from torch"
 
 
-@pytest.mark.parametrize("name", list(optimkit.OPTIMIZERS))
+@pytest.mark.parametrize("name", VECTOR_OPTIMIZERS)  # Muon's: tests/core/test_muon.py
 def test_nan_gradient_propagates_like_torch(name):
     """Documented behaviour: a NaN gradient poisons its own array (and only it), as in torch
     (Rprop, which reads only its sign, ignores it, as in torch)."""
