@@ -28,7 +28,8 @@ from .optim import Optimizer, Wrapper
 
 __all__ = ["Lookahead", "LAMB", "SAM", "LBFGS", "lamb_trust_ratio", "sam_perturbation", "two_loop",
            "backtracking", "run_closure", "softmax_probs", "softmax_fisher", "kfac_factors",
-           "kfac_direction"]
+           "kfac_direction", "Lion", "lion_kernel", "AdamWScheduleFree", "schedulefree_weight",
+           "schedulefree_adamw_kernel", "Shampoo", "shampoo_kernel", "matrix_inverse_root"]
 
 
 # ---------------------------------------------------------------------------
@@ -452,3 +453,223 @@ def kfac_direction(grad_W: np.ndarray, A: np.ndarray, G: np.ndarray, damping: fl
     root = math.sqrt(damping)
     left = np.linalg.solve(A + root * np.eye(len(A)), grad_W)
     return np.linalg.solve(G + root * np.eye(len(G)), left.T).T
+
+
+# ---------------------------------------------------------------------------
+# The 2020s: Lion, schedule-free AdamW, Shampoo (torch.optim has none of them)
+# ---------------------------------------------------------------------------
+
+def lion_kernel(p, g, m, *, lr, betas, weight_decay):
+    """One Lion step on one array, in place on ``p`` and its momentum ``m``."""
+    beta1, beta2 = betas
+    update = np.sign(beta1 * m + (1 - beta1) * g)  # every coordinate moves by exactly lr (or 0)
+    p *= 1 - lr * weight_decay
+    p -= lr * update
+    m *= beta2  # the momentum is updated after, with the other beta
+    m += (1 - beta2) * g
+
+
+class Lion(Optimizer):
+    r"""Lion (Chen et al., 2023, "Symbolic Discovery of Optimization Algorithms"): the sign of
+    an interpolation of momentum and gradient, so every coordinate moves by exactly :math:`\eta`.
+
+    .. math::
+
+        u_t &= \operatorname{sign}\bigl(\beta_1 m_{t-1} + (1-\beta_1)\, g_t\bigr) \\
+        \theta_t &= \theta_{t-1} - \eta\,\lambda\,\theta_{t-1} - \eta\, u_t \\
+        m_t &= \beta_2 m_{t-1} + (1-\beta_2)\, g_t
+
+    One state array (the momentum) instead of Adam's two. With :math:`\beta_1 = \beta_2 = 0`
+    it is sign descent, :math:`\theta_t = \theta_{t-1} - \eta\operatorname{sign}(g_t)`.
+    Defaults as ``lion_pytorch.Lion`` (lr 1e-4, betas (0.9, 0.99)), which the tests run as the
+    oracle; ``optax.lion`` computes the same.
+    """
+
+    def __init__(self, params, lr=1e-4, betas=(0.9, 0.99), weight_decay=0.0):
+        super().__init__(params, dict(lr=lr, betas=validate.betas_pair(betas),
+                                      weight_decay=weight_decay))
+
+    def _check(self, group):
+        validate.common_args(group["lr"], group["weight_decay"])
+        validate.betas_pair(group["betas"])
+
+    def _init_state(self, p, group):
+        return {"step": 0, "exp_avg": np.zeros_like(p)}
+
+    def _update(self, p, g, state, group):
+        lion_kernel(p, g, state["exp_avg"], lr=group["lr"], betas=group["betas"],
+                    weight_decay=group["weight_decay"])
+
+
+def schedulefree_weight(k, *, lr, warmup_steps, r, weight_lr_power, lr_max):
+    """Step ``k`` (from 0): the warmed-up lr, the new lr_max and the averaging weight
+    :math:`(k+1)^r\\,\\eta_{\\max}^{p}` of the schedule-free average."""
+    lr = lr * ((k + 1) / warmup_steps if k < warmup_steps else 1.0)
+    lr_max = max(lr, lr_max)
+    return lr, lr_max, (k + 1) ** r * lr_max ** weight_lr_power
+
+
+def schedulefree_adamw_kernel(y, g, z, v, *, lr, c, betas, eps, weight_decay, bias_correction2):
+    """One schedule-free AdamW step on one array, in place: ``y`` (the parameters, where the
+    gradient is taken), ``z`` (the SGD-like sequence) and ``v`` (Adam's second moment). The
+    average ``x`` is never stored: :math:`x = (y - (1-\\beta_1) z)/\\beta_1`."""
+    beta1, beta2 = betas
+    rules.update_moment(v, g, beta2, order=2)
+    u = g / (np.sqrt(v / bias_correction2) + eps)
+    if weight_decay != 0:
+        u = u + weight_decay * y  # decay taken at y
+    y[...] = rules.lerp(y, z, c)
+    y += lr * (beta1 * (1 - c) - 1) * u
+    z -= lr * u
+
+
+class AdamWScheduleFree(Optimizer):
+    r"""Schedule-free AdamW (Defazio et al., 2024, "The Road Less Scheduled"), as the authors'
+    ``schedulefree.AdamWScheduleFree``: no learning-rate schedule, an average instead.
+
+    .. math::
+
+        v_t &= \beta_2 v_{t-1} + (1-\beta_2)\, g_t^2, \qquad
+        u_t = \frac{g_t}{\sqrt{v_t/(1-\beta_2^t)} + \epsilon} + \lambda\, y_{t-1} \\
+        z_t &= z_{t-1} - \gamma_t\, u_t \\
+        x_t &= (1-c_t)\, x_{t-1} + c_t\, z_t, \qquad
+            c_t = \frac{t^r\,\gamma_{\max}^{p}}{\sum_{s\le t} s^r\,\gamma_{\max,s}^{p}} \\
+        y_t &= (1-\beta_1)\, z_t + \beta_1\, x_t
+
+    The gradient is taken at :math:`y` (the parameters while training); :math:`x`, the
+    weighted average of the :math:`z` iterates, is what to evaluate: ``opt.eval()`` puts
+    :math:`x` in the parameters, ``opt.train()`` puts :math:`y` back. With :math:`r = 0` and
+    a constant lr, :math:`c_t = 1/t`: :math:`x` is the plain average of every :math:`z`.
+    As the authors' class it starts in eval mode: call ``opt.train()`` before the first step.
+    State per array: ``z`` and ``exp_avg_sq`` (AdamW's memory); :math:`\gamma_t` warms up
+    linearly over ``warmup_steps``.
+    """
+
+    def __init__(self, params, lr=0.0025, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.0,
+                 warmup_steps=0, r=0.0, weight_lr_power=2.0):
+        super().__init__(params, dict(lr=lr, betas=validate.betas_pair(betas), eps=eps,
+                                      weight_decay=weight_decay, warmup_steps=warmup_steps, r=r,
+                                      weight_lr_power=weight_lr_power, k=0, weight_sum=0.0,
+                                      lr_max=-1.0, scheduled_lr=0.0, train_mode=False))
+
+    def _check(self, group):
+        validate.adam_args(group["lr"], group["betas"], group["eps"], group["weight_decay"])
+        if validate.positive("betas[0]", group["betas"][0]) <= 0:  # eval divides by beta1
+            raise ValueError("betas[0] must be > 0")
+        validate.non_negative_int("warmup_steps", group["warmup_steps"])
+        validate.finite("r", group["r"])
+        validate.finite("weight_lr_power", group["weight_lr_power"])
+
+    def _init_state(self, p, group):
+        return {"step": 0, "z": np.array(p, copy=True), "exp_avg_sq": np.zeros_like(p)}
+
+    def step(self, grads=None, closure=None):
+        if not all(group["train_mode"] for group in self.param_groups):
+            raise RuntimeError("AdamWScheduleFree.step() in eval mode: call opt.train() before "
+                               "training steps and opt.eval() before evaluating (the parameters "
+                               "hold y while training, the average x in eval mode)")
+        saved = [(g["k"], g["lr_max"], g["weight_sum"], g["scheduled_lr"])
+                 for g in self.param_groups]
+        for group in self.param_groups:
+            lr, group["lr_max"], weight = schedulefree_weight(
+                group["k"], lr=group["lr"], warmup_steps=group["warmup_steps"], r=group["r"],
+                weight_lr_power=group["weight_lr_power"], lr_max=group["lr_max"])
+            group["scheduled_lr"] = lr
+            group["weight_sum"] += weight
+            group["k"] += 1
+        try:
+            return super().step(grads, closure)
+        except Exception:
+            for group, values in zip(self.param_groups, saved):
+                group["k"], group["lr_max"], group["weight_sum"], group["scheduled_lr"] = values
+            raise
+
+    def _update(self, p, g, state, group):
+        k = group["k"]  # already counted this step
+        weight = k ** group["r"] * group["lr_max"] ** group["weight_lr_power"]
+        c = weight / group["weight_sum"] if group["weight_sum"] else 0.0
+        schedulefree_adamw_kernel(p, g, state["z"], state["exp_avg_sq"],
+                                  lr=group["scheduled_lr"], c=c, betas=group["betas"],
+                                  eps=group["eps"], weight_decay=group["weight_decay"],
+                                  bias_correction2=rules.bias_correction(group["betas"][1], k))
+
+    def _swap(self, train: bool) -> None:
+        for group, start in zip(self.param_groups, self._starts()):
+            if group["train_mode"] == train:
+                continue
+            beta1 = group["betas"][0]
+            for i, p in enumerate(group["params"], start):
+                if "z" in self.state[i]:
+                    weight = 1 - beta1 if train else 1 - 1 / beta1
+                    p[...] = rules.lerp(p, self.state[i]["z"], weight)
+            group["train_mode"] = train
+
+    def _starts(self):
+        starts, n = [], 0
+        for group in self.param_groups:
+            starts.append(n)
+            n += len(group["params"])
+        return starts
+
+    def train(self) -> None:
+        """Parameters to :math:`y`, where the gradients are taken."""
+        self._swap(True)
+
+    def eval(self) -> None:
+        """Parameters to :math:`x`, the average: evaluate (and save) here."""
+        self._swap(False)
+
+
+def matrix_inverse_root(M, root):
+    r""":math:`M^{-1/\text{root}}` of a symmetric positive semi-definite matrix, through its
+    singular value decomposition (as ``pytorch_optimizer``'s ``compute_power_svd``)."""
+    u, s, vh = np.linalg.svd(M, full_matrices=False)
+    return (u * s ** (-1.0 / root)) @ vh
+
+
+def shampoo_kernel(p, g, L, R, *, lr):
+    """One Shampoo step on a matrix (or a vector, ``R`` None), in place on ``p`` and the
+    statistics ``L`` (rows, m x m) and ``R`` (columns, n x n)."""
+    if g.ndim == 1:
+        L += np.outer(g, g)
+        p -= lr * (matrix_inverse_root(L, 2) @ g)  # full-matrix AdaGrad on a vector
+        return
+    L += g @ g.T
+    R += g.T @ g
+    p -= lr * (matrix_inverse_root(L, 4) @ g @ matrix_inverse_root(R, 4))
+
+
+class Shampoo(Optimizer):
+    r"""Shampoo (Gupta, Koren and Singer, 2018): AdaGrad with one preconditioner per side of
+    each matrix, a Kronecker-factored approximation of full-matrix AdaGrad.
+
+    .. math::
+
+        L_t &= L_{t-1} + G_t G_t^\top, \qquad R_t = R_{t-1} + G_t^\top G_t \\
+        \theta_t &= \theta_{t-1} - \eta\, L_t^{-1/4}\, G_t\, R_t^{-1/4}
+
+    with :math:`L_0 = R_0 = \epsilon I`. For an m x n matrix the state is
+    :math:`m^2 + n^2` numbers and each step two inverse fourth roots (an SVD each, cubic in
+    m and n); a vector keeps one :math:`L` and takes :math:`L_t^{-1/2} g_t`. As
+    ``pytorch_optimizer.Shampoo`` with its defaults (momentum 0, no weight decay, the
+    preconditioner recomputed every step), which the tests run as the oracle.
+    """
+
+    def __init__(self, params, lr=1e-3, matrix_eps=1e-6):
+        super().__init__(params, dict(lr=lr, matrix_eps=matrix_eps))
+
+    def _check(self, group):
+        validate.non_negative("lr", group["lr"])
+        validate.non_negative("matrix_eps", group["matrix_eps"])
+        for i, p in enumerate(group.get("params", ())):
+            if np.ndim(p) not in (1, 2):
+                raise ValueError(f"Shampoo here takes vectors and matrices, params[{i}] has shape "
+                                 f"{np.shape(p)}: reshape it to a matrix")
+
+    def _init_state(self, p, group):
+        eye = lambda n: group["matrix_eps"] * np.eye(n, dtype=p.dtype)  # noqa: E731
+        return {"step": 0, "pre_cond_0": eye(p.shape[0]),
+                "pre_cond_1": eye(p.shape[1]) if p.ndim == 2 else None}
+
+    def _update(self, p, g, state, group):
+        shampoo_kernel(p, g, state["pre_cond_0"], state["pre_cond_1"], lr=group["lr"])
