@@ -2,6 +2,8 @@
 
     python -m autograder grade INBOX [--out autograder/course] [--workers N] ...
     python -m autograder grade INBOX --cluster tcp://HOST:8786   # on a Dask cluster's workers
+    python -m autograder export [--out autograder/course]   # every CSV, the report, the feedback,
+                                            # again from the gradebook (after hand grading)
     python -m autograder isolation          # which sandbox works here, and what it holds
 
 Exit codes: 0 graded (a submission that could not be graded still has its row and reason),
@@ -45,6 +47,17 @@ def main(argv=None) -> int:
     g.add_argument("--memory", type=int, default=sandbox.Limits.memory // 2**20,
                    help="MiB of address space per notebook (default: %(default)s)")
     g.add_argument("--seed", type=int, help="secret seed (default: one per output folder, kept in OUT/seed)")
+    missing_help = ("missing work in the LMS gradebooks (lms/canvas.csv, lms/moodle.csv) and lms/<assignment>.csv: "
+                    "0 or left blank (default: %(default)s)")
+    g.add_argument("--missing", choices=["zero", "blank"], default="zero", help=missing_help)
+    e = sub.add_parser("export", help="write every export of a course folder again from its gradebook "
+                                      "(grades.csv, lms/, rows.json, report.html, feedback): after hand grading")
+    e.add_argument("--out", type=Path, default=course.ROOT / "autograder" / "course",
+                   help="the course folder a grade wrote (default: autograder/course)")
+    e.add_argument("--missing", choices=["zero", "blank"], default="zero", help=missing_help)
+    e.add_argument("--roster", type=Path, help="CSV with a 'student' column: also these students (the "
+                                               "gradebook already has every student a grade was given a roster for)")
+    e.add_argument("--db-url", help="the gradebook, if not the one OUT/nbgrader_config.py names")
     sub.add_parser("isolation", help="print the isolation mode this machine supports")
     args = parser.parse_args(argv)
 
@@ -56,6 +69,10 @@ def main(argv=None) -> int:
             for candidate in ("user", "userns") if os.geteuid() == 0 else ("userns",):
                 print(f"{candidate}: {sandbox.problem(candidate)}", file=sys.stderr)
         return 0
+    if args.command == "export":
+        from . import export
+
+        return export.main_export(args, say=lambda *a: print(*a, file=sys.stderr))
     if not args.inbox.exists():
         parser.error(f"{args.inbox} does not exist: give a folder of <student>/<assignment>/*.ipynb or a zip")
     roster = None
@@ -68,7 +85,7 @@ def main(argv=None) -> int:
         pipeline.grade_inbox(args.inbox, out=args.out, assignment=args.assignment, roster=roster,
                        workers=args.workers, seed=args.seed, isolation=args.isolation,
                        db_url=args.db_url, limits=limits, allow_unsandboxed=args.allow_unsandboxed,
-                       cluster=args.cluster)
+                       cluster=args.cluster, missing=args.missing)
     except pipeline.InputError as exc:
         parser.error(str(exc))
     except pipeline.EnvironmentFailure as exc:

@@ -41,12 +41,22 @@ c.Autograde.sanitize_preprocessors = [
 c.Execute.timeout = 60
 c.Execute.raise_on_iopub_timeout = False  # a loop swallowing interrupts must not sink the notebook
 
-# Feedback never shows hidden tests.
+# Feedback never shows hidden tests, says which grades await a human, shows each error once, and
+# renders its math when written (no MathJax from a CDN): autograder/feedback.py.
 c.GenerateFeedback.preprocessors = [
-    "nbgrader.preprocessors.GetGrades",
+    "autograder.feedback.FeedbackGrades",
     "nbgrader.preprocessors.ClearHiddenTests",
+    "autograder.feedback.TidyOutputs",
     "nbconvert.preprocessors.CSSHTMLHeaderPreprocessor",
 ]
+# nbgrader asks for the template "feedback" by name: ours is found first; its formgrader's own
+# templates ("formgrade") stay where nbgrader keeps them.
+import nbgrader  # noqa: E402
+
+c.HTMLExporter.extra_template_basedirs = [
+    os.path.join(ROOT, "autograder", "templates"),
+    os.path.join(os.path.dirname(nbgrader.__file__), "server_extensions", "formgrader", "templates")]
+c.HTMLExporter.filters = {"markdown2mathml": "autograder.feedback.markdown2html"}
 
 # Student code runs in an operating-system sandbox; every score is decided in the
 # grader's process (see autograder/grading.py). nbgrader's own kernel-based Execute

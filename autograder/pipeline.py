@@ -17,13 +17,13 @@ stored in nbgrader's gradebook, and get nbgrader's HTML feedback. What it adds:
 * **nothing lost**: every submission ends with a grade row or an explicit "could not
   grade: why" row; each finished submission is recorded atomically in
   ``<out>/state``, so re-running is idempotent and a killed batch resumes;
-* a **progress** line with counts and time left, a grades **CSV** and an HTML **report**.
+* a **progress** line with counts and time left; at the end every export (CSV files, report,
+  rows.json, feedback) is made from the gradebook by :func:`autograder.export.export`.
 """
 
 from __future__ import annotations
 
 import contextlib
-import csv
 import fcntl
 import hashlib
 import json
@@ -51,6 +51,31 @@ ROOT = course.ROOT
 CANVAS_NAME = re.compile(r"^(?P<student>[A-Za-z0-9.\-]+?)(?:_LATE)?_(?P<uid>\d+)_(?P<sid>\d+)_(?P<file>.+\.ipynb)$")
 MAX_NOTEBOOK = 20 * 2**20  # bytes: a notebook of answers is far smaller; outputs make it big
 STUDENT_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,63}$")
+
+
+def _add_submission_without_autoflush(add_submission):
+    """nbgrader 0.9.6's ``Gradebook.add_submission`` builds a submission's objects (notebooks,
+    grades, comments) while it still queries (``find_student``, ``assignment.notebooks``); under
+    SQLAlchemy 2 each query autoflushes the half-built graph, which SQLAlchemy refuses with a
+    warning per object ("Object of type <SubmittedAssignment> not in session": a dozen lines a
+    batch). The same method with autoflush held until its own ``add`` and ``commit``: the same
+    rows are written, and nothing is flushed half-built."""
+    def wrapped(self, *args, **kwargs):
+        with self.db.no_autoflush:
+            return add_submission(self, *args, **kwargs)
+    wrapped.unpatched = add_submission
+    return wrapped
+
+
+def quiet_gradebook() -> None:
+    """Install :func:`_add_submission_without_autoflush` on nbgrader's Gradebook (once)."""
+    from nbgrader.api import Gradebook
+
+    if not hasattr(Gradebook.add_submission, "unpatched"):
+        Gradebook.add_submission = _add_submission_without_autoflush(Gradebook.add_submission)
+
+
+quiet_gradebook()
 
 
 class InputError(ValueError):
@@ -85,6 +110,10 @@ class Row:
     reason: str = ""
     seconds: float = 0.0
     final: bool = True           # False: a failure of ours, not the submission's; re-runs retry it
+    # Filled by autograder.export from the gradebook (the one source of grades):
+    max_scores: dict = field(default_factory=dict)  # problem -> its points
+    pending: dict = field(default_factory=dict)     # problem -> points awaiting hand grading
+    failures: dict = field(default_factory=dict)    # problem -> properties its hidden check failed
 
 
 # --- collect ----------------------------------------------------------------------------------
@@ -371,10 +400,14 @@ def record(sub: Submission, row: Row, prepared: dict, graded: dict) -> Row:
         feedback = api.generate_feedback(sub.assignment, sub.student, force=True)
         if not feedback["success"]:
             row.notes.append("feedback could not be generated: " + _last_error(feedback))
+        from . import export  # (export imports this module)
+
         with api.gradebook as gb:
             submitted = gb.find_submission(sub.assignment, sub.student)
             row.total, row.max_total = float(submitted.score), float(submitted.max_score)
             cells = {g.name: float(g.score) for nb in submitted.notebooks for g in nb.grades}
+            if feedback["success"]:  # the page is up to date with the gradebook: export keeps it
+                export.stamp_feedback(config.out, sub.student, sub.assignment, gb)
         row.scores = per_problem(sub.assignment, cells)
     return row
 
@@ -461,27 +494,11 @@ class Progress:
         sys.stderr.flush()
 
 
-def write_csv(rows: list[Row], path: Path) -> None:
-    problems_by_assignment: dict[str, list[str]] = {}
-    for row in rows:
-        names = problems_by_assignment.setdefault(row.assignment, [])
-        names += [p for p in row.scores if p not in names]
-    columns = ["student", "assignment", "status"] + sorted(
-        {f"{a}:{p}" for a, names in problems_by_assignment.items() for p in names}) + ["total", "max_total", "reason"]
-    with open(path, "w", newline="") as f:
-        writer = csv.DictWriter(f, fieldnames=columns)
-        writer.writeheader()
-        for row in sorted(rows, key=lambda r: (r.assignment, r.student)):
-            record = {"student": row.student, "assignment": row.assignment, "status": row.status,
-                      "total": row.total, "max_total": row.max_total, "reason": row.reason}
-            record.update({f"{row.assignment}:{p}": s for p, s in row.scores.items()})
-            writer.writerow(record)
-
-
 def grade_inbox(inbox: Path, *, out: Path, assignment: str | None = None, roster: set[str] | None = None,
           workers: int = 0, seed: int | None = None, isolation: str | None = None,
           db_url: str | None = None, limits: sandbox.Limits = sandbox.Limits(),
-          allow_unsandboxed: bool = False, quiet: bool = False, cluster: str | None = None) -> list[Row]:
+          allow_unsandboxed: bool = False, quiet: bool = False, cluster: str | None = None,
+          missing: str = "zero") -> list[Row]:
     """Grade everything in ``inbox``; returns one Row per submission of the course folder
     ``out`` (this batch's and earlier ones'). With ``cluster`` (a Dask scheduler's address), the
     sandbox phase runs on that cluster's workers instead of a local pool. Raises
@@ -498,9 +515,9 @@ def grade_inbox(inbox: Path, *, out: Path, assignment: str | None = None, roster
     out.mkdir(parents=True, exist_ok=True)
     os.chmod(out, 0o700)  # gradebook, seed and submissions: the grader's alone
     _remove_legacy_jobs()
-    with _exclusive(out):
+    with exclusive(out):
         return _grade_locked(inbox, out, assignment, roster, workers, seed, isolation or "", db_url, limits,
-                             allow_unsandboxed, say, quiet, cluster)
+                             allow_unsandboxed, say, quiet, cluster, missing)
 
 
 def _remove_legacy_jobs(path: Path = Path("/var/tmp/descent-grading")) -> None:
@@ -516,7 +533,7 @@ class Busy(RuntimeError):
 
 
 @contextlib.contextmanager
-def _exclusive(out: Path):
+def exclusive(out: Path):
     """One batch per course folder at a time: the second is told so at once, and changes nothing."""
     with open(out / ".batch.lock", "a+") as lock:
         try:
@@ -538,7 +555,7 @@ def _exclusive(out: Path):
 
 
 def _grade_locked(inbox, out, assignment, roster, workers, seed, isolation, db_url, limits,
-                  allow_unsandboxed, say, quiet, cluster) -> list[Row]:
+                  allow_unsandboxed, say, quiet, cluster, missing) -> list[Row]:
     seed = seed if seed is not None else grading.course_seed(out / "seed")
     db_url = db_url or f"sqlite:///{out / 'gradebook.db'}"
     workers = workers or max(1, min(os.cpu_count() or 1, 8))
@@ -579,8 +596,10 @@ def _grade_locked(inbox, out, assignment, roster, workers, seed, isolation, db_u
             rows.append(row)
             if not quiet:
                 progress.update(failed=row.status != "graded")
-    rows = whole_course(out, rows)
-    write_outputs(out, rows, isolation, warnings)
+    from . import export  # (export imports this module)
+
+    rows = export.export(out, db_url=db_url, missing=missing, roster=roster, batch=rows,
+                         isolation=isolation, warnings=warnings, say=say)
     say(f"done: {sum(r.status == 'graded' for r in rows)} graded, "
         f"{sum(r.status != 'graded' for r in rows)} could not be graded; see {out / 'report.html'}")
     if environment:
@@ -632,19 +651,6 @@ def whole_course(out: Path, batch: list[Row]) -> list[Row]:
     rows = {(r.assignment, r.student): r for r in rows.values()}
     rows.update({(r.assignment, r.student): r for r in batch})
     return [rows[k] for k in sorted(rows)]
-
-
-def write_outputs(out: Path, rows: list[Row], isolation: str, warnings: list[str]) -> None:
-    """grades.csv, rows.json and report.html, each replaced atomically."""
-    from .report import write_report
-
-    for name, writer in (("grades.csv", lambda path: write_csv(rows, path)),
-                         ("rows.json", lambda path: path.write_text(json.dumps([asdict(r) for r in rows], indent=1))),
-                         ("report.html", lambda path: write_report(rows, path, isolation=isolation,
-                                                                    warnings=warnings))):
-        tmp = out / f".{name}.{os.getpid()}"
-        writer(tmp)
-        os.replace(tmp, out / name)
 
 
 def register(config: Config, assignments: set[str], students: set[str]) -> None:

@@ -26,7 +26,8 @@ GROUPS = ("core", "book", "grading", "browser", "setup")
 # Files whose tests run nbgrader, kernels in the grading sandbox, a PostgreSQL server, git
 # clones or builds: minutes, not seconds. (Every browser test is slow too.)
 SLOW = {"test_pipeline.py", "test_postgres.py", "test_sandbox.py", "test_exercise_kit.py",
-        "test_cluster.py", "test_fresh_clone.py"}
+        "test_cluster.py", "test_fresh_clone.py", "test_pdf.py",
+        "test_export.py"}
 
 
 def pytest_collection_modifyitems(config, items):
@@ -55,3 +56,29 @@ def browser():
             "--disable-component-update", "--disable-sync", "--no-first-run"])
         yield browser
         browser.close()
+
+
+# A small course graded once per session, for the export and formgrader tests: 04_adam and the
+# capstone of "correct" (the capstone's written answer awaits hand grading), 04_adam of
+# "mistakes-1" (a named mistake; it has no capstone: missing), and a roster student "absent"
+# with no submission. Tests that change it copy it first (tests/grading/test_export.py).
+SMALL_COURSE = {"correct": ["04_adam", "08_capstone"], "mistakes-1": ["04_adam"]}
+
+
+@pytest.fixture(scope="session")
+def small_course(tmp_path_factory):
+    import subprocess
+    import sys
+
+    root = tmp_path_factory.mktemp("small-course")
+    submissions = HERE.parent / "autograder" / "demo" / "submissions"
+    for student, assignments in SMALL_COURSE.items():
+        for assignment in assignments:
+            shutil.copytree(submissions / student / assignment, root / "inbox" / student / assignment)
+    (root / "roster.csv").write_text("student\n" + "".join(f"{s}\n" for s in [*SMALL_COURSE, "absent"]))
+    result = subprocess.run(
+        [sys.executable, "-m", "autograder", "grade", str(root / "inbox"), "--out", str(root / "out"),
+         "--roster", str(root / "roster.csv"), "--workers", "2", "--seed", "20261123"],
+        capture_output=True, text=True, cwd=HERE.parent)
+    assert result.returncode == 0, result.stderr[-3000:]
+    return root / "out", result
