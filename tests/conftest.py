@@ -27,7 +27,7 @@ GROUPS = ("core", "book", "grading", "browser", "setup")
 # clones or builds: minutes, not seconds. (Every browser test is slow too.)
 SLOW = {"test_pipeline.py", "test_postgres.py", "test_sandbox.py", "test_exercise_kit.py",
         "test_cluster.py", "test_fresh_clone.py", "test_pdf.py",
-        "test_export.py"}
+        "test_export.py", "test_site_apparatus.py"}
 
 
 def pytest_collection_modifyitems(config, items):

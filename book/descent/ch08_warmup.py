@@ -241,3 +241,192 @@ def warmup_explorer(data: DigitsData, warmups: Sequence[int] = (0, 3, 10, 20, 40
                       animated=[lr_line, lr_ref, loss_line, loss_ref, heading])
     sf.results = results
     return sf
+
+
+# --- A tiny transformer, in NumPy, to show why Post-LN needs warmup (Xiong et al., 2020) ------
+
+def layer_norm(x, eps=1e-5):
+    """Parameter-free layer normalisation over the last axis; returns (y, cache)."""
+    mu = x.mean(axis=-1, keepdims=True)
+    inv = 1 / np.sqrt(((x - mu) ** 2).mean(axis=-1, keepdims=True) + eps)
+    y = (x - mu) * inv
+    return y, (y, inv)
+
+
+def layer_norm_backward(dy, cache):
+    y, inv = cache
+    return inv * (dy - dy.mean(axis=-1, keepdims=True) - y * (dy * y).mean(axis=-1, keepdims=True))
+
+
+class TinyTransformer:
+    r"""A ``layers``-block, single-head transformer encoder on sequences of ``n`` tokens.
+
+    Post-LN blocks (the 2017 original): :math:`x \leftarrow \mathrm{LN}(x + \mathrm{Attn}(x))`,
+    :math:`x \leftarrow \mathrm{LN}(x + \mathrm{MLP}(x))`. Pre-LN blocks:
+    :math:`x \leftarrow x + \mathrm{Attn}(\mathrm{LN}(x))`, :math:`x \leftarrow x + \mathrm{MLP}(\mathrm{LN}(x))`,
+    with a final LN before the read-out. Layer norms have no gain or bias; attention is
+    :math:`\mathrm{softmax}(QK^\top/\sqrt d)V W_o`, the MLP ReLU with ``2d`` hidden units. The loss is
+    the mean cross-entropy over every position. ``loss_and_grads`` backpropagates by hand.
+    """
+
+    def __init__(self, vocab=8, n=8, d=16, layers=4, pre_ln=False, seed=0):
+        rng = np.random.default_rng(seed)
+        self.vocab, self.n, self.d, self.layers, self.pre_ln = vocab, n, d, layers, pre_ln
+        g = lambda *shape, scale: rng.standard_normal(shape) * scale  # noqa: E731
+        self.params = [g(vocab, d, scale=1.0), g(n, d, scale=1.0)]            # token and position embeddings
+        for _ in range(layers):
+            self.params += [g(d, d, scale=d ** -0.5) for _ in range(4)]       # Wq, Wk, Wv, Wo
+            self.params += [g(d, 2 * d, scale=d ** -0.5), g(2 * d, d, scale=(2 * d) ** -0.5)]
+        self.params.append(g(d, vocab, scale=d ** -0.5))                       # read-out
+
+    def block_params(self, layer):
+        return self.params[2 + 6 * layer: 8 + 6 * layer]
+
+    @staticmethod
+    def _attention(x, wq, wk, wv, wo):
+        d = x.shape[-1]
+        q, k, v = x @ wq, x @ wk, x @ wv
+        s = q @ k.transpose(0, 2, 1) / math.sqrt(d)
+        a = np.exp(s - s.max(axis=-1, keepdims=True))
+        a /= a.sum(axis=-1, keepdims=True)
+        o = a @ v
+        return o @ wo, (x, q, k, v, a, o)
+
+    @staticmethod
+    def _attention_backward(dy, cache, wq, wk, wv, wo):
+        x, q, k, v, a, o = cache
+        d = x.shape[-1]
+        dwo = np.einsum("bnd,bne->de", o, dy)
+        do = dy @ wo.T
+        da = do @ v.transpose(0, 2, 1)
+        dv = a.transpose(0, 2, 1) @ do
+        ds = a * (da - (da * a).sum(axis=-1, keepdims=True)) / math.sqrt(d)
+        dq, dk = ds @ k, ds.transpose(0, 2, 1) @ q
+        grads = [np.einsum("bnd,bne->de", x, dz) for dz in (dq, dk, dv)] + [dwo]
+        return dq @ wq.T + dk @ wk.T + dv @ wv.T, grads
+
+    @staticmethod
+    def _mlp(x, w1, w2):
+        h = np.maximum(x @ w1, 0.0)
+        return h @ w2, (x, h)
+
+    @staticmethod
+    def _mlp_backward(dy, cache, w1, w2):
+        x, h = cache
+        dw2 = np.einsum("bnh,bnd->hd", h, dy)
+        dh = (dy @ w2.T) * (h > 0)
+        return dh @ w1.T, [np.einsum("bnd,bnh->dh", x, dh), dw2]
+
+    def loss_and_grads(self, tokens, targets):
+        """Mean cross-entropy of predicting ``targets`` (B, n) from ``tokens`` (B, n), and its
+        gradient for every array of ``params`` (same order)."""
+        emb, pos, w_out = self.params[0], self.params[1], self.params[-1]
+        x = emb[tokens] + pos[None]
+        caches = []
+        for layer in range(self.layers):
+            wq, wk, wv, wo, w1, w2 = self.block_params(layer)
+            if self.pre_ln:
+                ln1, c_ln1 = layer_norm(x)
+                att, c_att = self._attention(ln1, wq, wk, wv, wo)
+                x1 = x + att
+                ln2, c_ln2 = layer_norm(x1)
+                mlp, c_mlp = self._mlp(ln2, w1, w2)
+                x = x1 + mlp
+            else:
+                att, c_att = self._attention(x, wq, wk, wv, wo)
+                x1, c_ln1 = layer_norm(x + att)
+                mlp, c_mlp = self._mlp(x1, w1, w2)
+                x, c_ln2 = layer_norm(x1 + mlp)
+            caches.append((c_ln1, c_att, c_ln2, c_mlp))
+        if self.pre_ln:
+            x, c_final = layer_norm(x)
+        logits = x @ w_out
+        logits -= logits.max(axis=-1, keepdims=True)
+        p = np.exp(logits)
+        p /= p.sum(axis=-1, keepdims=True)
+        count = tokens.size
+        loss = -float(np.log(np.take_along_axis(p, targets[..., None], axis=-1)).sum()) / count
+        dlogits = p.copy()
+        np.put_along_axis(dlogits, targets[..., None], np.take_along_axis(p, targets[..., None], -1) - 1, -1)
+        dlogits /= count
+        grads = [None] * len(self.params)
+        grads[-1] = np.einsum("bnd,bnv->dv", x, dlogits)
+        dx = dlogits @ w_out.T
+        if self.pre_ln:
+            dx = layer_norm_backward(dx, c_final)
+        for layer in range(self.layers - 1, -1, -1):
+            wq, wk, wv, wo, w1, w2 = self.block_params(layer)
+            c_ln1, c_att, c_ln2, c_mlp = caches[layer]
+            if self.pre_ln:
+                dln2, g_mlp = self._mlp_backward(dx, c_mlp, w1, w2)
+                dx1 = dx + layer_norm_backward(dln2, c_ln2)
+                dln1, g_att = self._attention_backward(dx1, c_att, wq, wk, wv, wo)
+                dx = dx1 + layer_norm_backward(dln1, c_ln1)
+            else:
+                db = layer_norm_backward(dx, c_ln2)
+                dx1_mlp, g_mlp = self._mlp_backward(db, c_mlp, w1, w2)
+                dx1 = db + dx1_mlp
+                da = layer_norm_backward(dx1, c_ln1)
+                dx_att, g_att = self._attention_backward(da, c_att, wq, wk, wv, wo)
+                dx = da + dx_att
+            grads[2 + 6 * layer: 8 + 6 * layer] = g_att + g_mlp
+        grads[0] = np.zeros_like(emb)
+        np.add.at(grads[0], tokens, dx)
+        grads[1] = dx.sum(axis=0)
+        return loss, grads
+
+
+def reversal_batch(rng, batch=32, n=8, vocab=8):
+    """The task: read ``n`` random tokens and output them in reverse order (needs attention
+    to the mirrored position)."""
+    tokens = rng.integers(0, vocab, size=(batch, n))
+    return tokens, tokens[:, ::-1].copy()
+
+
+def train_tiny_transformer(pre_ln: bool, warmup: int, lr: float = 3e-3, steps: int = 400,
+                           layers: int = 4, seed: int = 0, batch: int = 32):
+    """Adam with a linear warmup over ``warmup`` steps (0: none) then a constant ``lr``; returns
+    the training losses, one per step."""
+    from optimkit import Adam
+
+    model = TinyTransformer(layers=layers, pre_ln=pre_ln, seed=seed)
+    opt = Adam(model.params, lr=lr)
+    rng = np.random.default_rng(seed + 1000)
+    losses = []
+    for t in range(1, steps + 1):
+        opt.lr = lr * min(1.0, t / warmup) if warmup else lr
+        tokens, targets = reversal_batch(rng, batch=batch)
+        loss, grads = model.loss_and_grads(tokens, targets)
+        losses.append(loss)
+        opt.step(grads)
+    return np.array(losses)
+
+
+def block_gradient_norms(pre_ln: bool, layers: int = 8, seed: int = 0, batch: int = 64,
+                         inits: int = 8) -> np.ndarray:
+    """At initialisation: the norm of the gradient of each block's weights (the six arrays
+    together), block 1 next to the input, as a root mean square over ``inits`` initialisations
+    (seeds ``seed`` to ``seed + inits - 1``): one draw is noisy, the effect is in expectation."""
+    squares = np.zeros(layers)
+    for s in range(seed, seed + inits):
+        model = TinyTransformer(layers=layers, pre_ln=pre_ln, seed=s)
+        tokens, targets = reversal_batch(np.random.default_rng(s + 1), batch=batch)
+        _, grads = model.loss_and_grads(tokens, targets)
+        squares += [sum(float(np.sum(g * g)) for g in grads[2 + 6 * i: 8 + 6 * i]) for i in range(layers)]
+    return np.sqrt(squares / inits)
+
+
+def attention_warmup_figure(curves: dict, chance: float) -> plt.Figure:
+    """Training loss per step of the tiny transformer, one line per run in ``curves``."""
+    fig, ax = plt.subplots(figsize=(6.4, 3.2))
+    for (label, losses), color in zip(curves.items(), COLORS):
+        ax.plot(np.arange(1, len(losses) + 1), losses, color=color, label=label, lw=1.4)
+    ax.axhline(chance, color="0.5", ls=":", lw=1)
+    ax.annotate("chance (ln 8)", (len(next(iter(curves.values()))), chance), ha="right", va="bottom",
+                fontsize=8, color="0.4")
+    ax.set_yscale("log")
+    ax.set_xlabel("step")
+    ax.set_ylabel("training loss (cross-entropy)")
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    return fig

@@ -19,6 +19,7 @@ from pybtex.database import parse_file
 ROOT = Path(__file__).resolve().parents[2]
 BOOK = ROOT / "book"
 CHAPTERS = sorted(p for p in BOOK.glob("[01][0-9]-*.md") if int(p.name[:2]) <= 12)
+ALL_CHAPTERS = sorted(BOOK.glob("[0-9][0-9]-*.md"))   # later chapters cite the same .bib
 ROLE = re.compile(r"\{(cite(?::[pt])?|doc|ref|numref|eq)\}`([^`]*)`")
 PLAIN_CITATION = re.compile(
     r"\b[A-Z][\w\-]+(?: et al\.| and [A-Z][\w\-]+)?,? \(?(?:19[4-9]\d|20[0-2]\d)[a-z]?\)?")
@@ -93,9 +94,10 @@ def test_the_bibliography_parses_and_is_in_the_build():
     assert "{bibliography}" in (BOOK / "bibliography.md").read_text()
 
 
-@pytest.mark.parametrize("path", CHAPTERS, ids=lambda p: p.stem)
+@pytest.mark.parametrize("path", ALL_CHAPTERS, ids=lambda p: p.stem)
 def test_every_citation_is_in_the_bib(path):
-    assert roles(path, ("cite",)), f"{path.name} cites nothing"
+    if path in CHAPTERS:
+        assert roles(path, ("cite",)), f"{path.name} cites nothing"
     assert missing_citations(path, bib_keys()) == []
 
 

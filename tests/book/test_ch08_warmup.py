@@ -115,3 +115,34 @@ def test_warmup_explorer_frames_and_results(data):
     assert r["peak_loss"] >= r["final_loss"] and 0 <= r["val_accuracy"] <= 1
     assert "4 warmup steps" in sf.alt_text({"warmup": 4, "peak_lr": 0.05})
     assert sf.frame(warmup=0, peak_lr=0.05) != sf.frame(warmup=4, peak_lr=0.05)
+
+
+@pytest.mark.parametrize("pre_ln", [False, True])
+def test_tiny_transformer_gradients_match_finite_differences(pre_ln):
+    from descent.ch08_warmup import TinyTransformer
+
+    model = TinyTransformer(vocab=5, n=4, d=6, layers=2, pre_ln=pre_ln, seed=1)
+    rng = np.random.default_rng(0)
+    tokens = rng.integers(0, 5, size=(3, 4))
+    targets = tokens[:, ::-1].copy()
+    _, grads = model.loss_and_grads(tokens, targets)
+    h = 1e-6
+    for p, g in zip(model.params, grads):
+        assert g.shape == p.shape
+        for _ in range(4):
+            idx = tuple(int(rng.integers(0, s)) for s in p.shape)
+            old = p[idx]
+            p[idx] = old + h
+            up, _ = model.loss_and_grads(tokens, targets)
+            p[idx] = old - h
+            down, _ = model.loss_and_grads(tokens, targets)
+            p[idx] = old
+            assert g[idx] == pytest.approx((up - down) / (2 * h), rel=1e-4, abs=1e-8)
+
+
+def test_post_ln_gradients_grow_towards_the_output_and_pre_ln_do_not():
+    from descent.ch08_warmup import block_gradient_norms
+
+    post, pre = block_gradient_norms(pre_ln=False, seed=8), block_gradient_norms(pre_ln=True, seed=8)
+    assert post[-1] > 1.5 * post[0] and pre[-1] < pre[0]   # Xiong et al. (2020): large near the output in Post-LN
+    assert pre[-1] < post[-1]            # negative control: the other placement differs
