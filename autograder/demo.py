@@ -164,8 +164,9 @@ def reach():
         "source file": lambda: next(path for d in sys.path + ["/", "/*", "/*/*", "/*/*/*"]
                                     for pattern in ("optimkit/*.py", "autograder/checks/a01_sgd.py")
                                     for path in glob.glob(os.path.join(d, pattern))),
-        "gc": lambda: next(o for o in gc.get_objects() if callable(o)
-                           and getattr(o, "__name__", "").endswith("_reference")),
+        "gc": lambda: next(o for o in gc.get_objects() if callable(o)  # torch has its own from_reference
+                           and str(getattr(o, "__name__", "")).endswith("_reference")
+                           and str(getattr(o, "__module__", "")).startswith("autograder")),
     }
     for route, get in routes.items():
         try:
@@ -186,7 +187,8 @@ def {name}(*args, **kwargs):
     "snoop": ("""
 import os
 SECRETS = ("gradebook.db", "seed", "grades.csv", "rows.json", ".batch.lock", "plan.json", "result.jsonl",
-           "nbgrader_config.py", "sgd.md", "capstone.md", "optim.py", "digits.py")
+           "nbgrader_config.py", "sgd.md", "capstone.md")
+OPTIMKIT = ("optim.py", "digits.py", "beyond.py")  # names common elsewhere (sympy has a digits.py): in optimkit/ only
 import time
 # A bounded search: /usr alone can hold a TeX Live; the demo's snoop must finish inside the
 # tests' 8 s cell limit on a loaded machine, or it would score 0 for its time, not its snooping.
@@ -196,7 +198,8 @@ tops = sorted((top for top in os.listdir("/") if top not in ("proc", "sys", "dev
 for d, _, files in (step for top in tops for step in os.walk("/" + top)):
     if time.monotonic() > stop:
         break
-    seen += [os.path.join(d, f) for f in files if f in SECRETS or f.endswith(".ipynb") or f.startswith("job-")]
+    seen += [os.path.join(d, f) for f in files if f in SECRETS or f.endswith(".ipynb") or f.startswith("job-")
+             or (f in OPTIMKIT and os.path.basename(d) == "optimkit")]
 print("files of the grader's found:", len(seen), seen[:5])
 for path in ("/var/tmp", "/root", "/home", "/work", os.path.expanduser("~"), "/etc"):
     print(path, "->", sorted(os.listdir(path))[:5] if os.path.isdir(path) else "absent")

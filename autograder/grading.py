@@ -84,11 +84,11 @@ def forbidden_use(source: str, allowed: list[str] = ()) -> str | None:
     return next((n for n in names if n in core.FORBIDDEN and (n in imported or n not in WORD_OK)), None)
 
 
-def _role(cell, not_run=()) -> str:
+def _role(cell, not_run=(), allowed=()) -> str:
     if cells.is_test(cell):
         return "hidden" if cells.is_hidden_test(cell) else "visible"
     if cells.is_locked(cell) and not cells.is_solution(cell) and (
-            forbidden_use(cell.source) or cells.cell_name(cell) in not_run):
+            forbidden_use(cell.source, allowed) or cells.cell_name(cell) in not_run):
         return "display"  # our own cells that use optimkit (absent from the sandbox), or what they define
     return "code"
 
@@ -108,10 +108,11 @@ def _hidden_problem(cell, assignment: str) -> str | None:
 def make_plan(nb, assignment: str, settings: Settings) -> dict:
     plan_cells = []
     not_run = checks.of(assignment).not_run_when_grading
+    packages = checks.of(assignment).packages
     for index, cell in enumerate(nb.cells):
         if cell.cell_type != "code":
             continue
-        role = _role(cell, not_run)
+        role = _role(cell, not_run, packages)
         if role == "display":
             continue
         entry = {"id": cells.cell_name(cell) or f"cell-{index}", "index": index, "role": role, "source": cell.source}
@@ -123,7 +124,9 @@ def make_plan(nb, assignment: str, settings: Settings) -> dict:
                 entry["source"] = cells.visible_part(cell.source)
         plan_cells.append(entry)
     # Sent into the sandbox: no seed, no reference, nothing but what the runner needs.
-    return {"assignment": assignment, "cells": plan_cells,
+    # "packages": what the sandbox mounts for this assignment besides NumPy, IPython, matplotlib.
+    return {"assignment": assignment, "cells": plan_cells, "packages": list(packages),
+            "preload": [m for p in packages for m in sandbox.PRELOAD.get(p, (p,))],
             "cell_timeout": settings.limits.cell_timeout, "allowed_imports": checks.of(assignment).allowed_imports}
 
 
@@ -164,13 +167,13 @@ def _assign_into(target, value) -> None:
 class Session:
     """One run of the runner in the sandbox, talked to over its stdin/stdout."""
 
-    def __init__(self, settings: "Settings"):
+    def __init__(self, settings: "Settings", packages: tuple[str, ...] = ()):
         self.settings = settings
         self.deadline = time.monotonic() + settings.limits.wall_clock
         self.cell_deadline: float | None = None  # set while a cell runs: a cell deaf to its timer
         # (signals ignored) is stopped from here, a little after the runner's own timer
         self.process = sandbox.Process(sandbox.python_argv("autograder.runner", settings.isolation), slot=settings.slot,
-                                       mode=settings.isolation, limits=settings.limits)
+                                       mode=settings.isolation, limits=settings.limits, packages=packages)
         self.reader = wire.Reader(self.process.stdout, trusted=False)
         self.pending: list[dict] = []  # messages that arrived while a call waited for its answer
         self.served_at: float | None = None  # when the sandbox last answered a call (or asked to serve)
@@ -213,7 +216,7 @@ def _run_once(plan: dict, settings: "Settings", problems: dict) -> tuple[dict, s
     """One sandbox run: (records by cell id, ids started, finished?, what happened)."""
     records, started, done = {}, set(), False
     what = {"timed_out": False, "crashed": False, "corrupt": None, "returncode": None, "log": ""}
-    session = Session(settings)
+    session = Session(settings, tuple(plan.get("packages", ())))
     try:
         try:
             ready = session.read()

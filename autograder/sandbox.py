@@ -4,8 +4,8 @@ The sandbox is an empty root filesystem holding only what the runner needs, read
 
 * ``/usr`` (the C libraries) and the Python installation (``sys.base_prefix``);
 * ``/opt/descent/site``: the files of NumPy, IPython and matplotlib and their dependencies,
-  taken one by one from site-packages (nothing else installed there: no nbgrader, no torch,
-  no optimkit);
+  taken one by one from site-packages (nothing else installed there: no nbgrader, no optimkit;
+  torch and its dependencies only for an assignment whose answers are written with it, 09);
 * ``/opt/descent/lib/autograder``: the runner's three files (``runner.py``, ``wire.py`` and
   ``checks/core.py``); no checks module, no reference, no repository;
 * a fresh ``/proc`` and ``/dev``, and ``/tmp`` as a size-capped tmpfs (the runner's home and
@@ -58,6 +58,14 @@ RUNNER_FILES = {"autograder/runner.py": ROOT / "autograder" / "runner.py",
                 "autograder/checks/core.py": ROOT / "autograder" / "checks" / "core.py"}
 # Distributions student code may import (with their dependencies).
 RUNTIME = ("numpy", "ipython", "matplotlib")
+# Distributions an assignment may add for its own sandbox (its problems' ``packages``); any
+# other name is refused, so a checks module cannot mount optimkit or the repository by mistake.
+OPTIONAL = ("torch",)
+# What the runner imports of such a package before the first cell, off every cell's clock: torch
+# loads its compiler (torch._dynamo) when the first optimizer is built, seconds that would
+# otherwise fall inside a student's cell, and an import cut short by the cell's timer leaves
+# torch half-initialised for the rest of the notebook.
+PRELOAD = {"torch": ("torch", "torch._dynamo")}
 INSTALL_HINT = "install bubblewrap (Debian/Ubuntu: apt-get install bubblewrap)"
 
 
@@ -97,9 +105,14 @@ def _requirement_names(dist) -> list[str]:
 
 
 @cache
-def site_entries() -> tuple[tuple[str, str], ...]:
-    """(source, name) of every top-level site-packages entry of RUNTIME and its dependencies."""
-    seen, todo, entries = set(), list(RUNTIME), {}
+def site_entries(packages: tuple[str, ...] = ()) -> tuple[tuple[str, str], ...]:
+    """(source, name) of every top-level site-packages entry of RUNTIME and its dependencies,
+    and of ``packages`` (names from OPTIONAL: torch for assignment 09) and theirs."""
+    unknown = [p for p in packages if p not in OPTIONAL]
+    if unknown:
+        raise ValueError(f"the sandbox can add only {', '.join(OPTIONAL)} to its packages, "
+                         f"not {', '.join(unknown)}: list it in sandbox.OPTIONAL if it is safe to give students")
+    seen, todo, entries = set(), list(RUNTIME) + list(packages), {}
     while todo:
         name = re.sub(r"[-_.]+", "-", todo.pop()).lower()
         if name in seen:
@@ -121,14 +134,14 @@ def site_entries() -> tuple[tuple[str, str], ...]:
     return tuple(sorted((source, top) for top, source in entries.items()))
 
 
-def mounts() -> list[tuple[str, str]]:
-    """(source, destination) of every read-only bind in the sandbox."""
+def mounts(packages: tuple[str, ...] = ()) -> list[tuple[str, str]]:
+    """(source, destination) of every read-only bind in the sandbox (with ``packages``' files)."""
     binds = [("/usr", "/usr")]
     base = Path(sys.base_prefix).resolve()
     if not (str(base) + "/").startswith("/usr/"):
         binds.append((str(base), str(base)))
     binds += [(str(path), f"{LIB}/{name}") for name, path in RUNNER_FILES.items()]
-    binds += [(source, f"{SITE}/{top}") for source, top in site_entries()]
+    binds += [(source, f"{SITE}/{top}") for source, top in site_entries(tuple(sorted(packages)))]
     return binds
 
 
@@ -218,15 +231,16 @@ def _staged(binds: list[tuple[str, str]]) -> tuple[list[tuple[str, str]], list[s
     return staged, script
 
 
-def command(argv: list[str], *, slot: int, mode: str, limits: Limits, env: dict) -> list[str]:
-    """The full command line that runs ``argv`` in the sandbox."""
+def command(argv: list[str], *, slot: int, mode: str, limits: Limits, env: dict,
+            packages: tuple[str, ...] = ()) -> list[str]:
+    """The full command line that runs ``argv`` in the sandbox (``packages``: see :func:`site_entries`)."""
     if mode == "none":
         return argv
     if mode == "userns":
-        return _bwrap_args(mounts(), limits, env) + ["--", *argv]
+        return _bwrap_args(mounts(packages), limits, env) + ["--", *argv]
     if mode == "user":
         uid, gid = ensure_user(slot)
-        binds, script = _staged(mounts())
+        binds, script = _staged(mounts(packages))
         drop = ["setpriv", f"--reuid={uid}", f"--regid={gid}", "--clear-groups", "--no-new-privs",
                 "--inh-caps=-all", "--bounding-set=-all", "--"]
         inner = "\n".join(script + ["exec " + shlex.join(drop + _bwrap_args(binds, limits, env) + ["--", *argv])])
@@ -268,7 +282,8 @@ class Process:
 
     TAIL = 4000
 
-    def __init__(self, argv: list[str], *, slot: int = 0, mode: str, limits: Limits = Limits()):
+    def __init__(self, argv: list[str], *, slot: int = 0, mode: str, limits: Limits = Limits(),
+                 packages: tuple[str, ...] = ()):
         env = environment()
         if mode == "none":
             env["PYTHONPATH"] = str(ROOT)
@@ -277,7 +292,7 @@ class Process:
         uid = ensure_user(slot)[0] if mode == "user" else os.getuid()
         base = _count_processes(uid)
         self.popen = subprocess.Popen(
-            command(argv, slot=slot, mode=mode, limits=limits, env=env), env=env if mode == "none" else
+            command(argv, slot=slot, mode=mode, limits=limits, env=env, packages=packages), env=env if mode == "none" else
             {"PATH": os.environ.get("PATH", "/usr/bin:/bin")}, cwd="/", stdin=subprocess.PIPE,
             stdout=subprocess.PIPE, stderr=subprocess.PIPE, preexec_fn=_limits(limits, base))
         self.mode = mode

@@ -66,6 +66,12 @@ class Checks:
     allowed_imports: list[str]
     not_run_when_grading: tuple[str, ...]
 
+    @property
+    def packages(self) -> tuple[str, ...]:
+        """What the answers are written with besides NumPy (their problems' ``packages``, e.g.
+        torch): the grading sandbox of this assignment provides them, and its notebook may name them."""
+        return tuple(sorted({p for problem in self.problems.values() for p in problem.packages}))
+
     @classmethod
     def of_module(cls, module: ModuleType) -> "Checks":
         """Check ``module`` against :data:`CONTRACT`; a :class:`ContractError` names what is wrong."""
@@ -74,7 +80,10 @@ class Checks:
             if not isinstance(problem, core.Problem) or problem.name != key:
                 raise ContractError(f"{module.__name__}.PROBLEMS[{key!r}] must be a core.Problem named "
                                     f"{key!r}, got {problem!r:.80}")
-        return cls(assignment_of(module.__name__), module, problems, _contract_value(module, "ALLOWED_IMPORTS"),
+        packages = sorted({p for problem in problems.values() for p in problem.packages})
+        allowed = list(_contract_value(module, "ALLOWED_IMPORTS")) + [p for p in packages if p not in
+                                                                      _contract_value(module, "ALLOWED_IMPORTS")]
+        return cls(assignment_of(module.__name__), module, problems, allowed,
                    _contract_value(module, "NOT_RUN_WHEN_GRADING"))
 
 

@@ -41,7 +41,9 @@ import numpy as np
 SEED_ENV = "DESCENT_GRADING_SEED"
 # The answer must be the student's own work: these cannot be imported while it is recorded,
 # and an answer that reaches them scores zero. (descent, the book's package, holds the textbook
-# forms of the optimizers.)
+# forms of the optimizers.) A problem whose answer is written with torch lists it in its
+# ``packages`` (assignment 09: a torch.optim.Optimizer subclass): then torch is allowed there,
+# and only there; optimkit and descent never are.
 FORBIDDEN = ("optimkit", "descent", "torch")
 BOOK = "the book"
 NOT_WRITTEN = "NotImplementedError: not written yet (the stub still raises)"
@@ -116,6 +118,14 @@ class Problem:
     # For problems judged by a threshold rather than by a reference (e.g. "reaches 95%
     # validation accuracy"): assess(transcript) -> (fraction of points in [0, 1], lines).
     assess: Callable | None = None
+    # Packages the answer is written with besides NumPy, e.g. ("torch",): never forbidden for
+    # this problem, and the grading sandbox provides them (with their dependencies).
+    packages: tuple[str, ...] = ()
+
+    @property
+    def forbidden(self) -> tuple[str, ...]:
+        """The modules this problem's answer may not use: :data:`FORBIDDEN` but its packages."""
+        return tuple(m for m in FORBIDDEN if m not in self.packages)
 
 
 def random_shape(rng, max_axes: int = 2) -> tuple[int, ...]:
@@ -190,18 +200,21 @@ def failure(exc: BaseException) -> str:
 
 
 class _BlockImports(importlib.abc.MetaPathFinder):
+    def __init__(self, forbidden: tuple[str, ...] = FORBIDDEN):
+        self.forbidden = forbidden
+
     def find_spec(self, name, path=None, target=None):
-        if name.split(".")[0] in FORBIDDEN:
+        if name.split(".")[0] in self.forbidden:
             raise ImportError(f"{name} cannot be imported while your answer is checked: "
-                              f"write the rule yourself with NumPy")
+                              f"write the rule yourself")
         return None
 
 
 @contextlib.contextmanager
-def _forbidden_modules_hidden():
-    """Make optimkit and torch unimportable while an answer is recorded."""
-    saved = {k: sys.modules.pop(k) for k in list(sys.modules) if k.split(".")[0] in FORBIDDEN}
-    blocker = _BlockImports()
+def _forbidden_modules_hidden(forbidden: tuple[str, ...] = FORBIDDEN):
+    """Make optimkit and torch (``forbidden``) unimportable while an answer is recorded."""
+    saved = {k: sys.modules.pop(k) for k in list(sys.modules) if k.split(".")[0] in forbidden}
+    blocker = _BlockImports(forbidden)
     sys.meta_path.insert(0, blocker)
     try:
         yield
@@ -210,7 +223,7 @@ def _forbidden_modules_hidden():
         sys.modules.update(saved)
 
 
-def uses_forbidden(fn: Callable, _seen=None) -> str | None:
+def uses_forbidden(fn: Callable, _seen=None, forbidden: tuple[str, ...] = FORBIDDEN) -> str | None:
     """Name the forbidden module a function reaches through its globals, if any."""
     seen = _seen if _seen is not None else set()
     if id(fn) in seen:
@@ -219,7 +232,7 @@ def uses_forbidden(fn: Callable, _seen=None) -> str | None:
     code = getattr(fn, "__code__", None)
     if code is None:
         module = getattr(fn, "__module__", "") or ""
-        return module.split(".")[0] if module.split(".")[0] in FORBIDDEN else None
+        return module.split(".")[0] if module.split(".")[0] in forbidden else None
     names = set(code.co_names)
     for const in code.co_consts:  # nested functions and lambdas
         if isinstance(const, types.CodeType):
@@ -229,10 +242,26 @@ def uses_forbidden(fn: Callable, _seen=None) -> str | None:
         if value is None:
             continue
         module = value.__name__ if isinstance(value, types.ModuleType) else getattr(value, "__module__", "") or ""
-        if module.split(".")[0] in FORBIDDEN:
+        if module.split(".")[0] in forbidden:
             return module.split(".")[0]
-        if isinstance(value, types.FunctionType) and value.__module__ == fn.__module__:
-            found = uses_forbidden(value, seen)
+        if isinstance(value, (types.FunctionType, type)) and value.__module__ == fn.__module__:
+            found = uses_forbidden(value, seen, forbidden) if isinstance(value, types.FunctionType) \
+                else _class_uses_forbidden(value, seen, forbidden)
+            if found:
+                return found
+    return None
+
+
+def _class_uses_forbidden(cls: type, seen: set, forbidden: tuple[str, ...]) -> str | None:
+    """A class of the answer's own (a torch.optim.Optimizer subclass): its bases and methods."""
+    for base in cls.__mro__[1:]:
+        if (base.__module__ or "").split(".")[0] in forbidden:
+            return base.__module__.split(".")[0]
+    for value in vars(cls).values():
+        value = getattr(value, "__func__", value)  # staticmethod, classmethod
+        value = getattr(value, "__wrapped__", value)  # a decorator that kept the function (no_grad)
+        if isinstance(value, types.FunctionType):
+            found = uses_forbidden(value, seen, forbidden)
             if found:
                 return found
     return None
@@ -271,12 +300,13 @@ def _run_drive(problem: Problem, recorder: Recorder, seed: int) -> None:
 
 def record_answer(problem: Problem, fn: Callable, seed: int | None = None) -> Transcript:
     """Record the student's ``fn`` in this process: stdout/stderr and warnings swallowed,
-    optimkit and torch unimportable, and a note when ``fn`` reaches them through its globals."""
+    optimkit and torch unimportable (torch is allowed where the problem's ``packages`` name it),
+    and a note when ``fn`` reaches them through its globals."""
     seed = secret_seed(seed)
-    forbidden = uses_forbidden(fn) if callable(fn) else None
+    forbidden = uses_forbidden(fn, forbidden=problem.forbidden) if callable(fn) else None
     out = io.StringIO()
     with contextlib.redirect_stdout(out), contextlib.redirect_stderr(out), \
-            warnings.catch_warnings(), np.errstate(all="ignore"), _forbidden_modules_hidden():
+            warnings.catch_warnings(), np.errstate(all="ignore"), _forbidden_modules_hidden(problem.forbidden):
         warnings.simplefilter("ignore")  # a warning on stderr would zero the cell in nbgrader
         if not callable(fn):
             transcript = Transcript(aborted=f"{problem.name} is not a function (got {type(fn).__name__})")
@@ -392,7 +422,7 @@ def judge(problem: Problem, transcript: Transcript, seed: int, points: float) ->
     if transcript.forbidden:
         return Verdict(problem.name, P, 0.0, [
             f"✗ your answer uses {transcript.forbidden}: this problem asks you to write the rule "
-            f"yourself with NumPy, so it scores 0. Remove the {transcript.forbidden} import and "
+            f"yourself with {' and '.join(('NumPy',) + problem.packages)}, so it scores 0. Remove the {transcript.forbidden} import and "
             f"implement the update from the formula in {problem.chapter or BOOK}."])
     if problem.assess is not None:
         fraction, lines = problem.assess(transcript)
