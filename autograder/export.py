@@ -5,10 +5,12 @@
 Runs at the end of every ``grade``, and on its own after hand grading in nbgrader's formgrader,
 so a hand grade reaches every file with one command. Written into ``--out``:
 
-* ``grades.csv``: one line per submission, and one per roster student and assignment with no
-  submission (status ``missing``): status (``graded``, ``pending hand grading``, ``could not grade``,
+* ``grades.csv``: one line per submission, and one per student of the roster (``roster.csv`` here:
+  every ``--roster`` given to ``grade`` or ``export``) and assignment with no submission (status
+  ``missing``): status (``graded``, ``pending hand grading``, ``could not grade``,
   ``missing``), total, max_total, pending (points awaiting hand grading) and the reason;
-* ``lms/<assignment>.csv``: the long form, one line per student and problem: student, assignment,
+* ``lms/<assignment>.csv``: the long form, one line per student (the roster's and everyone who
+  submitted anything) and problem: student, assignment,
   problem, score, max, status (``graded``, ``pending``, ``missing``, ``could not grade``);
 * ``lms/canvas.csv`` and ``lms/moodle.csv``: the wide gradebook, one line per roster student, one
   column per assignment (Canvas: Student, ID, SIS User ID, SIS Login ID, Section, then the
@@ -355,6 +357,24 @@ def refresh_feedback(out: Path, db_url: str, book: dict, rows, say) -> int:
     return len(stale)
 
 
+ROSTER = "roster.csv"  # in the course folder: every student a roster named, kept across batches
+
+
+def remember_roster(out: Path, roster) -> set[str]:
+    """The course folder's roster: the students of ``roster`` added to those kept before."""
+    path = Path(out) / ROSTER
+    known = set()
+    if path.exists():
+        with open(path, newline="") as f:
+            known = {row["student"].strip() for row in csv.DictReader(f)}
+    if roster and not set(roster) <= known:
+        known |= set(roster)
+        tmp = path.with_name(f".{ROSTER}.{os.getpid()}")
+        tmp.write_text("student\n" + "".join(f"{s}\n" for s in sorted(known)))
+        os.replace(tmp, path)
+    return known
+
+
 def export(out: Path, *, db_url: str | None = None, missing: str = "zero", roster: set[str] | None = None,
            batch: list = (), isolation: str | None = None, warnings: list[str] = (), say=lambda *a: None) -> list[pipeline.Row]:
     """Every export of the course folder ``out`` from its gradebook; returns the rows."""
@@ -373,13 +393,14 @@ def export(out: Path, *, db_url: str | None = None, missing: str = "zero", roste
     with Gradebook(db_url) as gb:
         book = read_gradebook(gb)
     rows = course_rows(out, book, batch)
-    students = sorted(set(book["students"]) | set(roster or ()))
+    roster = sorted(remember_roster(out, roster))
+    students = sorted(set(roster) | {r.student for r in rows})  # the LMS files: everyone
     assignments = sorted(set(book["assignments"]) | {r.assignment for r in rows if r.status == "graded"})
     refreshed = refresh_feedback(out, db_url, book, rows, say)
     if isolation is None:
         isolation = _last_isolation(out)
     (out / "lms").mkdir(exist_ok=True)
-    writers = [("grades.csv", lambda p: write_grades(rows, students, assignments, p)),
+    writers = [("grades.csv", lambda p: write_grades(rows, roster, assignments, p)),
                ("rows.json", lambda p: p.write_text(json.dumps([asdict(r) for r in rows], indent=1))),
                ("report.html", lambda p: write_report(rows, p, isolation=isolation, warnings=list(warnings),
                                                       roster=students, assignments=assignments))]
