@@ -21,6 +21,11 @@ in ``opt.state[i]`` (``i`` indexing ``opt.params``) under torch's keys (``exp_av
 ``step(closure)`` takes the place of torch's: ``closure()`` returns ``(loss, grads)`` at the
 current parameters, and ``step`` returns that loss.
 
+Every class runs its rule's kernel from :mod:`optimkit.rules`; :class:`SGD`, :class:`Adam` and
+:class:`AdamW` run it through :mod:`optimkit.fused`, the same operations in the same order block
+by block in place (bit for bit the kernel's numbers, no parameter-sized temporary), whenever
+the arrays allow (contiguous float32/float64 of one dtype), the kernel itself otherwise.
+
 A gradient of ``None`` skips its array, as torch skips a parameter whose
 ``.grad`` is ``None``. NaN or infinite gradients are *not* caught: as in torch,
 they propagate into that array and its state (and only that one; Rprop, which reads signs
