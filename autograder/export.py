@@ -89,6 +89,8 @@ def default_db_url(out: Path) -> str:
 def write_config(out: Path, db_url: str) -> Path:
     """``out/nbgrader_config.py``: nbgrader (commands, formgrader) started in ``out`` sees it."""
     out = Path(out)
+    if db_url.startswith("sqlite:///"):  # a relative path (--out autograder/course) made absolute
+        db_url = f"sqlite:///{Path(db_url[len('sqlite:///'):]).resolve()}"
     db = ('"sqlite:///" + os.path.join(HERE, "gradebook.db")' if db_url == default_db_url(out)
           else repr(db_url))
     text = CONFIG_TEMPLATE.format(out_name=out.name, repo_config=str(course.CONFIG_DIR / "nbgrader_config.py"),
