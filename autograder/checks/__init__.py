@@ -118,5 +118,6 @@ def score_answer(assignment: str, problem: str, fn: Callable, seed: int | None =
     seed = core.secret_seed(seed)
     check = of(assignment).problems[problem]
     verdict = core.judge(check, core.record_answer(check, fn, seed), seed, course.points(assignment, problem))
+    verdict.total = course.total_points(assignment, problem)
     print(verdict.report())
     return verdict.score

@@ -400,9 +400,13 @@ class Verdict:
     score: float
     lines: list[str]
     matched_variant: str | None = None
+    total: float | None = None   # the problem's points with its visible tests' (course.total_points)
 
     def report(self) -> str:
         head = f"{self.problem}: {self.score:.2f} / {self.points:g} points"
+        if self.total is not None and self.total != self.points:  # say what the other points are
+            head = (f"{self.problem}, hidden checks: {self.score:.2f} / {self.points:g} points "
+                    f"(of the problem's {self.total:g}; its visible tests give the other {self.total - self.points:g})")
         return "\n".join([head] + [f"  {line}" for line in self.lines])
 
 

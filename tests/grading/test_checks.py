@@ -172,20 +172,26 @@ def test_solution_notebooks_and_checks_agree():
 
 @pytest.mark.parametrize("assignment", sorted(REGISTRY))
 def test_headings_state_the_points_of_the_metadata(assignment):
-    """"## 1. ... (3 points)" is what students read: the points of the answer below it (its
-    hidden check's, or a written answer's own), as the metadata has them."""
+    """"## 1. ... (4 points)" is what students read: all the points of the answer below it (its
+    visible and hidden test cells', or a written answer's own), as the metadata has them; so
+    the headings add up to the notebook's total, what the gradebook grades it out of."""
     nb = course.read_solution(course.SOLUTIONS / assignment / f"{assignment.split('_', 1)[1]}.md")
-    stated, checked = None, 0
+    stated, checked, headings = None, 0, 0.0
     for cell in nb.cells:
-        heading = re.match(r"## \d+\. .*\((\d+) points", cell.source) if cell.cell_type == "markdown" else None
+        heading = re.match(r"## \d+\. .*\((\d+(?:\.\d+)?) points?", cell.source) if cell.cell_type == "markdown" else None
         if heading:
             stated = float(heading.group(1))
         if cells.is_solution(cell) and stated is not None:
             name = cells.cell_name(cell)
-            want = cells.points(cell) if cells.is_grade(cell) else course.points(assignment, name)
-            assert stated == want, f"{assignment}: the heading above {name} says {stated:g} points, the metadata {want:g}"
-            stated, checked = None, checked + 1
+            # Summed here from the cells themselves, not with course.total_points, which is checked against it.
+            want = sum(cells.points(c) for c in nb.cells if cells.is_grade(c)
+                       and cells.grade_cells(nb.cells)[cells.cell_name(c)].problem == name)
+            assert stated == want, (f"{assignment}: the heading above {name} says {stated:g} points; its test "
+                                    f"cells (visible and hidden) are worth {want:g} in the metadata")
+            assert course.total_points(assignment, name) == want
+            stated, checked, headings = None, checked + 1, headings + want
     assert checked == len([c for c in nb.cells if cells.is_solution(c)])
+    assert headings == sum(cells.points(c) for c in nb.cells if cells.is_grade(c))
 
 
 def test_a_test_cell_without_an_answer_above_it_is_an_error():
@@ -232,3 +238,16 @@ def test_numbers_written_in_checks_agree_with_optimkit(assignment):
     """Checks that write numbers of optimkit's down (the capstone's training budget, the
     landscapes' Hessians) compare them with optimkit itself; this runs that comparison."""
     checks.of(assignment).module.check_against_optimkit()
+
+
+def test_the_verdict_names_the_problems_total_not_only_its_hidden_points(capsys):
+    """Feedback and the CSV agree: the hidden cell's verdict says its points are part of the
+    problem's total (visible and hidden test cells), which is the CSV's column maximum."""
+    namespace = {"np": np}
+    exec(demo.reference_answers("04_adam", "adam")["adam_step"], namespace)  # noqa: S102
+    score = checks.score_answer("04_adam", "adam_step", namespace["adam_step"], seed=0)
+    hidden, total = course.points("04_adam", "adam_step"), course.total_points("04_adam", "adam_step")
+    assert total > hidden
+    head = capsys.readouterr().out.splitlines()[0]
+    assert head == (f"adam_step, hidden checks: {score:.2f} / {hidden:g} points (of the problem's {total:g}; "
+                    f"its visible tests give the other {total - hidden:g})"), head
