@@ -1,5 +1,5 @@
 # Descent: two commands do everything.
-#   make            set up .venv, build the book, regenerate exercises/, grade the demo corpus
+#   make            set up .venv, build the book, check exercises/ is up to date, grade the demo corpus
 #   make test       the whole test suite (installs the Debian packages it drives when root)
 #   make test-fast  unit and oracle tests only: no site build, browser, PostgreSQL or grading
 #   make bench      print speed ratios against baselines measured in the same run
@@ -26,10 +26,10 @@ KERNELCONF := $(VENV)/etc/ipython/ipython_kernel_config.py
 GRADE_INBOX ?= autograder/demo/submissions
 GRADE_OUT   ?= autograder/course
 
-.PHONY: all preflight venv site exercises grade worker lab test test-fast bench clean distclean
+.PHONY: all preflight venv site exercises check-exercises grade worker lab test test-fast bench clean distclean
 
 # The three jobs; any of them failing fails `make`. Then one short summary.
-all: site exercises grade
+all: site check-exercises grade
 	@$(BIN)/python tools/summary.py --site _build/html --exercises exercises --rows "$(GRADE_OUT)/rows.json"
 
 # Before anything runs: the system packages the goals need (tools/preflight.sh says which).
@@ -80,9 +80,13 @@ $(VENDORED): book/vendor/package.json | preflight
 site: venv $(VENDORED)
 	DESCENT_STATIC=1 OPENBLAS_NUM_THREADS=1 $(BIN)/jupyter-book build --quiet .
 
-# The student release is generated from solutions/ by nbgrader, never edited by hand.
+# The student release is generated from solutions/ by nbgrader, never edited by hand:
+# `make exercises` rewrites exercises/; `make` only checks it (regenerated into a temporary
+# folder and compared; it fails naming the stale files). Students never edit exercises/.
 exercises: venv
 	$(BIN)/python -m autograder.course release
+check-exercises: venv
+	$(BIN)/python -m autograder.course check
 
 # Grade the demo corpus (autograder/demo) into nbgrader's course folder, autograder/course:
 # grades.csv, report.html, rows.json and feedback/ land there. A grading run that the
@@ -101,9 +105,12 @@ worker: venv
 	@test -n "$(SCHEDULER)" || { echo "error: say which scheduler: make worker SCHEDULER=tcp://HOST:8786 (start one with $(BIN)/dask scheduler)"; exit 1; }
 	$(BIN)/dask worker "$(SCHEDULER)" --nworkers $(WORKER_SLOTS) --nthreads 1 --resources sandbox=1
 
-# JupyterLab on the student release, with the kernel that has everything installed.
+# JupyterLab for a student, on their own copy of the release: the first run copies exercises/
+# into WORK, later runs add new assignments and never touch a file already there. No instructor
+# panels; the built book is served at /descent/, where the notebooks' chapter links point.
+WORK ?= work
 lab: venv
-	cd exercises && "$(CURDIR)/$(BIN)/jupyter" lab --ServerApp.ip=127.0.0.1 $(if $(filter 0,$(shell id -u)),--allow-root)
+	$(BIN)/python -m autograder.lab --work "$(WORK)" --ServerApp.ip=127.0.0.1
 
 # The browser tests read the built site, so the site is (re)built first; the execution
 # cache keeps that to the chapters that changed.
