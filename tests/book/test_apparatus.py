@@ -150,3 +150,14 @@ def test_every_chapter_ends_with_exercises_and_hidden_solutions(path):
     solutions = tail.count(":class: dropdown")
     assert 3 <= questions <= 6, f"{path.name}: {questions} exercises"
     assert solutions == questions, f"{path.name}: {solutions} toggled solutions for {questions} exercises"
+
+
+def test_the_bibliography_loses_only_its_invalid_aria_roles():
+    from descent.bibliography_html import accessible_citations
+
+    docutils_html = ('<div role="list" class="citation-list">\n<div class="citation" id="id3" '
+                     'role="doc-biblioentry">\n<span class="label">Rob51</span></div>')
+    fixed = accessible_citations(docutils_html)
+    assert fixed == ('<div class="citation-list">\n<div class="citation" id="id3">\n'
+                     '<span class="label">Rob51</span></div>')
+    assert accessible_citations('<ul role="list"><li>x</li></ul>') == '<ul role="list"><li>x</li></ul>'

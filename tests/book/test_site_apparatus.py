@@ -66,7 +66,9 @@ def test_every_reference_resolves(html):
 
 
 def test_every_citation_links_to_its_bibliography_entry(html):
-    entries = set(re.findall(r'<div class="citation" id="([^"]+)" role="doc-biblioentry"', html["bibliography"]))
+    entries = set(re.findall(r'<div class="citation" id="([^"]+)"', html["bibliography"]))
+    # descent.bibliography_html drops docutils' list/doc-biblioentry roles (axe: aria-required-children)
+    assert 'role="doc-biblioentry"' not in html["bibliography"] and 'role="list"' not in html["bibliography"]
     assert len(entries) == len(parse_file(str(REPO / "book" / "references.bib")).entries)
     cited = 0
     for stem, text in html.items():
