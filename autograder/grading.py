@@ -10,7 +10,8 @@ The sandbox (autograder.runner, behind autograder.sandbox) only runs the student
   outputs the student's functions recorded (inputs checked call by call), so a test
   passes only if the recorded outputs really pass it: tampering with NumPy or
   ``assert`` inside the sandbox changes nothing here;
-* answers that mention optimkit or torch score zero for that problem (a source scan).
+* answers that mention optimkit or torch score zero for that problem (a source scan; torch is
+  allowed, and mounted in the sandbox, where the problem's answer is written with it: 09).
 
 The result is written into the notebook as cell outputs that nbgrader's own
 ``SaveAutoGrades`` turns into grades, so the gradebook, feedback and exports are
