@@ -7,12 +7,13 @@
 #   bash tools/preflight.sh all        # `make`: npm (site), bubblewrap (grading sandbox)
 #   bash tools/preflight.sh test       # `make test`: also chromium and postgresql
 #   bash tools/preflight.sh test-fast  # Python 3.11 only
+#   bash tools/preflight.sh pdf        # `make pdf`: also TeX Live (xelatex, latexmk; ~300 MB, ~1.5 min)
 set -euo pipefail
 
 python=${PYTHON:-python3.11}
 venv_python=.venv/bin/python
 
-want_npm=0 want_bwrap=0 want_chromium=0 want_postgres=0
+want_npm=0 want_bwrap=0 want_chromium=0 want_postgres=0 want_tex=0
 for goal in "$@"; do
   case $goal in
     all) want_npm=1 want_bwrap=1 ;;
@@ -20,6 +21,7 @@ for goal in "$@"; do
     grade|worker) want_bwrap=1 ;;
     test) want_npm=1 want_bwrap=1 want_chromium=1 want_postgres=1 ;;
     bench) want_npm=1 want_bwrap=1 ;;
+    pdf) want_npm=1 want_tex=1 ;;
   esac
 done
 
@@ -52,6 +54,18 @@ if [ $want_chromium = 1 ] && ! compgen -G '/usr/lib/*/libatomic.so.1' >/dev/null
    && ! compgen -G '/lib/*/libatomic.so.1' >/dev/null; then
   add libatomic1 "Playwright's driver (the node binary in its wheel links libatomic.so.1)"
 fi
+# The PDF: Jupyter Book's LaTeX builder runs latexmk with xelatex (Unicode text, FreeFont),
+# Sphinx's LaTeX packages (latex-recommended, latex-extra: fncychap, wrapfig, capt-of, ...).
+if [ $want_tex = 1 ]; then
+  command -v latexmk >/dev/null || add latexmk "make pdf runs LaTeX through latexmk"
+  command -v xelatex >/dev/null || add texlive-xetex "make pdf typesets with xelatex"
+  kpsewhich fncychap.sty >/dev/null 2>&1 \
+    || add texlive-latex-extra "Sphinx's LaTeX packages (fncychap, wrapfig, needspace, ...)"
+  kpsewhich tgtermes.sty >/dev/null 2>&1 || add texlive-fonts-recommended "the PDF's fonts (TeX Gyre, used by Sphinx)"
+  kpsewhich xcolor.sty >/dev/null 2>&1 || add texlive-latex-recommended "LaTeX's standard packages"
+  [ -e /usr/share/fonts/opentype/freefont/FreeSerif.otf ] \
+    || add fonts-freefont-otf "xelatex's default fonts in Sphinx (FreeSerif, FreeSans, FreeMono)"
+fi
 if [ $want_postgres = 1 ] && ! compgen -G '/usr/lib/postgresql/*/bin/initdb' >/dev/null; then
   add postgresql "the PostgreSQL gradebook test (initdb, pg_ctl)"
 fi
@@ -64,7 +78,8 @@ if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null && [ -z "${DESCENT_PREFLI
   echo "$goals: installing the missing Debian packages: ${missing[*]}"
   export DEBIAN_FRONTEND=noninteractive
   apt-get update -qq
-  apt-get install -y -qq "${missing[@]}" >/dev/null
+  # TeX Live's recommends add a gigabyte the PDF does not use.
+  apt-get install -y -qq $([ $want_tex = 1 ] && echo --no-install-recommends) "${missing[@]}" >/dev/null
   DESCENT_PREFLIGHT_INSTALLED=1 exec bash "$0" "$@"   # check again: installed is not enough
 fi
 

@@ -1,5 +1,6 @@
-"""Slider figures: live mode updates the same artists in place; static mode pre-renders
-every slider combination into Stacks linked to the sliders."""
+"""Slider figures: live mode updates the same artists in place; static mode renders every
+slider combination into HiDPI image files and a page of plain HTML (range inputs + the default
+frame); importing the book leaves matplotlib's backend alone."""
 
 import ipywidgets as widgets
 import matplotlib.pyplot as plt
@@ -42,22 +43,100 @@ def test_live_mode_updates_the_same_artists_in_place(blit):
     assert list(sf.fig.axes[0].lines) == [line]  # nothing was added or rebuilt
 
 
-def test_static_mode_nests_one_stack_per_slider_and_links_each():
-    sf, _ = sine_figure()
-    constructed = []
-    widgets.Widget.on_widget_constructed(constructed.append)
-    box = sf.widget("static")
-    controls, outer = box.children[0].children, box.children[1]
-    assert isinstance(outer, widgets.Stack) and len(outer.children) == 3
-    inners = outer.children
-    assert all(isinstance(s, widgets.Stack) and len(s.children) == 2 for s in inners)
-    frames = [leaf.value for s in inners for leaf in s.children]
-    assert len(set(frames)) == 6 == sf.frame_count()
-    assert 'alt="amplitude 1.5, frequency 2.0"' in inners[2].children[1].value
-    # Each stack is jslink-ed to its slider's index: 1 link for the outer, 3 for the inners.
-    ours = [w for w in constructed if isinstance(w, Link)]
-    assert sorted((l.source[0].description, l.source[1], l.target[1]) for l in ours) == sorted(
-        [("a", "index", "selected_index")] + [("b", "index", "selected_index")] * 3)
+def decoded(data: bytes) -> np.ndarray:
+    from PIL import Image
+    import io
+
+    return np.asarray(Image.open(io.BytesIO(data)).convert("RGB"), dtype=float)
+
+
+def test_static_mode_writes_every_frame_to_a_file_and_the_page_holds_the_default(tmp_path, monkeypatch):
+    import base64
+    import json
+    import re
+
+    from descent import sliders
+
+    monkeypatch.setenv("DESCENT_FRAMES", str(tmp_path))
+    sf, line = sine_figure(initial={"a": 1.0})
+    bundle = sf.widget("static")._repr_mimebundle_()
+    page = bundle["text/html"]
+    assert "base64" not in page, "frames belong in files, not in the page"
+    folder = re.search(r'data-frames="@descent-static@/descent-frames/(\w+)/"', page).group(1)
+    files = sorted(p.name for p in (tmp_path / "descent-frames" / folder).iterdir())
+    assert files == sorted([f"{i}.webp" for i in range(6)] + ["frames.json", ".complete"])
+    alts = json.loads((tmp_path / "descent-frames" / folder / "frames.json").read_text())["alts"]
+    # Row-major over the sliders' product: index = i_a * 2 + i_b.
+    assert alts[3] == "amplitude 1.0, frequency 2.0" and alts[4] == "amplitude 1.5, frequency 1.0"
+    # The default frame (a=1.0, b=1.0: index 2) is the <img>, with its alt text and CSS size.
+    img = re.search(r"<img [^>]*>", page).group(0)
+    assert f'descent-frames/{folder}/2.webp"' in img and 'alt="amplitude 1.0, frequency 1.0"' in img
+    assert 'width="512"' in img and 'height="384"' in img   # 6.4 x 4.8 in at 80 px/in
+    # One labelled range input per slider, announcing its value (not its index).
+    inputs = re.findall(r"<input [^>]*>", page)
+    assert len(inputs) == 2 and 'aria-valuetext="1"' in inputs[0] and 'value="1"' in inputs[0]
+    assert len(re.findall(r"<label for=", page)) == 2 and "hidden" in page
+    # Frames are HiDPI (twice the CSS size) and show what update() drew: compare frame 5
+    # (a=1.5, b=2.0) with an independent savefig of the same state.
+    frame = decoded((tmp_path / "descent-frames" / folder / "5.webp").read_bytes())
+    assert frame.shape == (768, 1024, 3)
+    sf.update(a=1.5, b=2.0)
+    reference = decoded(sliders.render(sf.fig, fmt="png", dpi=160))
+    assert np.mean(np.abs(frame - reference)) < 0.5
+    other = decoded((tmp_path / "descent-frames" / folder / "4.webp").read_bytes())
+    assert np.mean(np.abs(other - reference)) > 0.5   # negative control: another frame differs
+    # The PDF's copy: the default frame as PNG.
+    png = decoded(base64.b64decode(bundle["image/png"]))
+    sf.update(a=1.0, b=1.0)
+    assert np.mean(np.abs(png - decoded(sliders.render(sf.fig, fmt="png", dpi=160)))) < 0.5
+
+
+def test_a_step_slider_opens_on_its_last_value():
+    fig, ax = plt.subplots()
+    sf = SliderFigure(fig, lambda step, lr: None, {"step": [0, 5, 10], "lr": [0.1, 0.2]}, alt="x")
+    assert sf.initial == {"step": 10, "lr": 0.1}
+    with pytest.raises(ValueError, match="initial value 3 of slider 'step' is not one of its values"):
+        SliderFigure(fig, lambda step: None, {"step": [0, 5]}, alt="x", initial={"step": 3})
+    plt.close(fig)
+
+
+@pytest.mark.parametrize("blit", [False, True])
+def test_live_frames_keep_their_size_when_the_figure_dpi_changes(blit):
+    """A backend (IPython's inline one) may reset the figure's dpi after the first frame."""
+    sf, line = sine_figure()
+    if blit:
+        sf.animated = [line]
+    box = sf.widget("live")
+    controls, view = box.children[0].children, box.children[1]
+    import base64
+    import re
+
+    def size(tag):
+        return decoded(base64.b64decode(re.search(r"base64,([^\"]+)", tag).group(1))).shape
+
+    first = size(view.value)
+    sf.fig.set_dpi(100)
+    controls[0].value = 1.5
+    assert size(view.value) == first == (384, 512, 3)
+
+
+def test_importing_the_book_never_changes_the_matplotlib_backend():
+    import subprocess
+    import sys
+
+    code = ("import matplotlib, importlib, pkgutil, descent\n"
+            "before = matplotlib.get_backend()\n"
+            "for m in pkgutil.iter_modules(descent.__path__):\n"
+            "    importlib.import_module('descent.' + m.name)\n"
+            "import matplotlib.pyplot\n"
+            "after = matplotlib.get_backend()\n"
+            "matplotlib.use('Agg')\n"
+            "print(before, after, matplotlib.get_backend())\n")
+    env = {**__import__("os").environ, "MPLBACKEND": "pdf"}
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True)
+    before, after, control = out.stdout.split()
+    assert before == after == "pdf", out.stdout
+    assert control.lower() == "agg"  # negative control: a module calling matplotlib.use would be seen
 
 
 def test_trajectory_figure_blits_identically_to_a_full_render():
