@@ -26,7 +26,7 @@ KERNELCONF := $(VENV)/etc/ipython/ipython_kernel_config.py
 GRADE_INBOX ?= autograder/demo/submissions
 GRADE_OUT   ?= autograder/course
 
-.PHONY: all preflight venv site exercises check-exercises grade worker lab test test-fast bench clean distclean
+.PHONY: all preflight venv site pdf exercises check-exercises grade worker lab test test-fast bench clean distclean
 
 # The three jobs; any of them failing fails `make`. Then one short summary.
 all: site check-exercises grade
@@ -79,6 +79,12 @@ $(VENDORED): book/vendor/package.json | preflight
 # DESCENT_STATIC makes slider figures pre-render their frames for the kernel-free site.
 site: venv $(VENDORED)
 	DESCENT_STATIC=1 OPENBLAS_NUM_THREADS=1 $(BIN)/jupyter-book build --quiet .
+
+# The whole book as one PDF, _build/latex/descent.pdf: Jupyter Book's LaTeX builder (xelatex)
+# over the chapters the site build executed (same cache), each slider figure as its default
+# frame. Needs TeX Live (tools/preflight.sh installs it when root: ~300 MB, ~1.5 min).
+pdf: preflight venv $(VENDORED)
+	DESCENT_STATIC=1 OPENBLAS_NUM_THREADS=1 $(BIN)/jupyter-book build --quiet --builder pdflatex .
 
 # The student release is generated from solutions/ by nbgrader, never edited by hand:
 # `make exercises` rewrites exercises/; `make` only checks it (regenerated into a temporary
