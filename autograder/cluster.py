@@ -10,7 +10,8 @@ same sandbox: it needs the project installed and a sandbox, not the course folde
 result (:func:`autograder.pipeline.record`: ``nbgrader autograde`` from the graded notebooks,
 then the feedback) happens where the gradebook can be written: with SQLite in the coordinator
 alone, one submission at a time; with PostgreSQL on the workers, concurrently, each in a scratch
-course folder of its own whose autograded notebook and feedback go back to the coordinator.
+course folder of its own whose autograded notebook and feedback go back to the coordinator; there the
+worker also prepares the submission, so the coordinator only sends files and collects rows.
 
 A worker is ``dask worker tcp://HOST:8786 --nthreads 1 --resources sandbox=1`` (``make worker
 SCHEDULER=tcp://HOST:8786``): grading tasks ask for one ``sandbox`` resource, so they go only to
@@ -33,6 +34,7 @@ loses the unrecorded rest; the same command resumes from the state files as a lo
 
 from __future__ import annotations
 
+import dataclasses
 import fcntl
 import os
 import secrets
@@ -115,28 +117,44 @@ def worker_isolation(plugin: str, dask_worker) -> dict:
     return {"mode": setup.mode, "problem": setup.problem, "host": setup.host, "slot": setup.slot}
 
 
-def grade_remote(plugin: str, assignment: str, notebooks: dict,
-                 submission: pipeline.Submission | None = None, files: dict | None = None) -> dict:
-    """A grading task, on a worker set up by the batch's ``plugin``: the prepared notebooks of one
-    submission through the sandbox phase; with ``submission`` and its ``files`` (a PostgreSQL
-    gradebook), also recorded here, the autograded notebook and the feedback returned as files."""
+def _setup(plugin: str):
     worker = distributed.get_worker()
     setup = worker.plugins[plugin]
     if setup.problem:
         raise sandbox.SandboxUnavailable(f"worker {worker.address} on {setup.host} cannot isolate: "
                                          f"{setup.problem}; {FIX}")
+    return worker, setup
+
+
+def grade_remote(plugin: str, assignment: str, notebooks: dict) -> dict:
+    """A grading task (SQLite: the coordinator prepares and records), on a worker set up by the
+    batch's ``plugin``: the prepared notebooks of one submission through the sandbox phase."""
+    worker, setup = _setup(plugin)
     started = time.monotonic()
-    keys = {name: grading.notebook_key(nb, setup.seed) for name, nb in notebooks.items()}
     graded = pipeline.sandbox_phase(assignment, notebooks, setup.settings)
-    result = {"graded": graded, "seconds": time.monotonic() - started, "worker": worker.address}
-    if submission is not None and setup.scratch is not None:
-        row = pipeline.Row(submission.student, assignment, "graded", notes=list(submission.problems))
-        with pipeline.failures(row):
-            pipeline.place(submission, files)
-            pipeline.record(submission, row, {name: (keys[name], nb) for name, nb in notebooks.items()}, graded)
-        result["row"], result["files"] = row, _take_outputs(setup.scratch, submission)
-        result["seconds"] = time.monotonic() - started
-    return result
+    return {"graded": graded, "seconds": time.monotonic() - started, "worker": worker.address}
+
+
+def grade_and_record_remote(plugin: str, submission: pipeline.Submission, files: dict[str, bytes]) -> dict:
+    """A grading task with a PostgreSQL gradebook, all of it on the worker: the submitted files
+    placed and prepared in the worker's scratch course folder (so the coordinator's one-at-a-time
+    prepare step is not the batch's limit), graded in the sandbox, recorded; the row comes back
+    with the autograded notebook and the feedback as files."""
+    worker, setup = _setup(plugin)
+    started = time.monotonic()
+    inbox = setup.scratch / "inbox" / submission.student / submission.assignment
+    inbox.mkdir(parents=True, exist_ok=True)
+    for name, data in files.items():
+        (inbox / f"{name}.ipynb").write_bytes(data)
+    here = dataclasses.replace(submission, files={name: str(inbox / f"{name}.ipynb") for name in files})
+    row, prepared = pipeline.prepare(here)
+    if prepared is not None:
+        graded = pipeline.sandbox_phase(submission.assignment, {n: nb for n, (_, nb) in prepared.items()},
+                                        setup.settings)
+        pipeline.record(here, row, prepared, graded)
+    shutil.rmtree(inbox, ignore_errors=True)
+    return {"row": row, "files": _take_outputs(setup.scratch, submission),
+            "seconds": time.monotonic() - started, "worker": worker.address}
 
 
 OUTPUTS = ("autograded", "feedback")  # what nbgrader writes per submission, besides the gradebook
@@ -236,14 +254,21 @@ class Cluster:
         def send_more() -> None:
             while queue and len(futures) < max(4, 2 * self.slots):
                 sub = queue.pop()
-                row, prepared = pipeline.prepare(sub)
-                if prepared is None:
-                    ready.append((sub, row))
-                    continue
-                files = () if records_here else (sub, {n: Path(p).read_bytes() for n, p in sub.files.items()})
-                future = self.client.submit(
-                    grade_remote, self.plugin, sub.assignment, {n: nb for n, (_, nb) in prepared.items()}, *files,
-                    key=f"grade-{self.plugin}-{sub.assignment}-{sub.student}", resources={RESOURCE: 1}, pure=False)
+                key = f"grade-{self.plugin}-{sub.assignment}-{sub.student}"
+                if records_here:
+                    row, prepared = pipeline.prepare(sub)
+                    if prepared is None:
+                        ready.append((sub, row))
+                        continue
+                    future = self.client.submit(
+                        grade_remote, self.plugin, sub.assignment, {n: nb for n, (_, nb) in prepared.items()},
+                        key=key, resources={RESOURCE: 1}, pure=False)
+                else:  # the worker prepares, grades and records
+                    row, prepared = pipeline.Row(sub.student, sub.assignment, "graded", notes=list(sub.problems)), None
+                    future = self.client.submit(
+                        grade_and_record_remote, self.plugin, sub,
+                        {n: Path(p).read_bytes() for n, p in sub.files.items()},
+                        key=key, resources={RESOURCE: 1}, pure=False)
                 futures[future] = (sub, row, prepared)
                 completed.add(future)
 

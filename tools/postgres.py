@@ -56,3 +56,13 @@ def server(database: str = "gradebook", *, max_connections: int = 100, log: Path
         if log is not None:
             shutil.copy(data / "log", log)
         shutil.rmtree(data, ignore_errors=True)
+
+
+def fresh_database(url: str, name: str) -> str:
+    """Another, empty database on ``url``'s server (tests that must not see each other's rows)."""
+    import psycopg
+
+    with psycopg.connect(url, autocommit=True) as db:
+        db.execute(f'DROP DATABASE IF EXISTS "{name}"')
+        db.execute(f'CREATE DATABASE "{name}"')
+    return url.rsplit("/", 1)[0] + "/" + name

@@ -22,7 +22,7 @@ import pytest
 from autograder import demo, sandbox
 from test_pipeline import (ROOT, SEED, answer_output, expected, rows_of, run_grader, sandbox_processes,
                            slice_inbox, wait_until, wait_until_gone)
-from test_postgres import postgres  # noqa: F401 - the PostgreSQL server fixture, shared
+from test_postgres import postgres, postgres_server  # noqa: F401 - the PostgreSQL server fixture, shared
 
 DASK = Path(sys.executable).parent / "dask"
 # test_pipeline's seed, without --workers (the cluster's workers are the workers), and limits that
@@ -252,7 +252,7 @@ def test_a_worker_killed_mid_batch_loses_and_doubles_nothing(cluster, tmp_path, 
 @pytest.mark.parametrize("gradebook", ["sqlite", "postgresql"])
 def test_a_worker_that_loses_its_network_mid_task_doubles_nothing(tmp_path, gradebook, request):
     """A worker's network is cut while its sandbox runs a notebook: the scheduler stops hearing
-    from it (its heartbeats time out after worker-ttl: 20 s here, longer than a loaded worker's
+    from it (its heartbeats time out after worker-ttl: 30 s here, longer than a loaded worker's
     event loop stalls while its grader starts), runs its task on the other worker, and the
     batch ends with each submission graded once. The cut-off worker finishes its task meanwhile
     (with PostgreSQL it can still write the gradebook); once its network is back, its late result
@@ -260,10 +260,12 @@ def test_a_worker_that_loses_its_network_mid_task_doubles_nothing(tmp_path, grad
     plan = {"01_sgd": ["correct", "mistakes-1", "mistakes-2", "mistakes-3", "tamper", "snoop"]}
     inbox = inbox_of(tmp_path, plan)
     out = tmp_path / "out"
-    db_url = request.getfixturevalue("postgres") if gradebook == "postgresql" else None
+    # A database of its own: the module's server also holds the other tests' gradebooks.
+    db_url = postgres_server.fresh_database(request.getfixturevalue("postgres"), "network") \
+        if gradebook == "postgresql" else None
     link = Link()
     cluster = DaskCluster(tmp_path / "dask").start(
-        links=[link], scheduler_env={"DASK_DISTRIBUTED__SCHEDULER__WORKER_TTL": "20s"})
+        links=[link], scheduler_env={"DASK_DISTRIBUTED__SCHEDULER__WORKER_TTL": "30s"})
     cut_off = cluster.workers[0]
     try:
         batch = subprocess.Popen([sys.executable, "-m", "autograder", "grade", str(inbox), "--out", str(out),
