@@ -208,7 +208,7 @@ OVERFLOW = """() => {
   const boxed = el => { for (let e = el.parentElement; e && e !== document.body; e = e.parentElement) {
       const o = getComputedStyle(e).overflowX; if (o === "auto" || o === "scroll" || o === "hidden") return true; }
     return false; };
-  for (const el of document.querySelectorAll("article *")) {
+  for (const el of document.querySelectorAll("body *")) {
     const r = el.getBoundingClientRect();
     if (r.width && (r.right > W + 1 || r.left < -1) && !boxed(el) && getComputedStyle(el).visibility !== "hidden")
       out.push(`${el.tagName}.${el.className} right=${Math.round(r.right)}`);
