@@ -5,7 +5,7 @@
 # Nothing is skipped: a test whose system package is missing would fail, not pass quietly.
 #
 #   bash tools/preflight.sh all        # `make`: npm (site), bubblewrap (grading sandbox)
-#   bash tools/preflight.sh test       # `make test`: also chromium and postgresql
+#   bash tools/preflight.sh test       # `make test`: also chromium, postgresql and TeX Live (the PDF test)
 #   bash tools/preflight.sh test-fast  # Python 3.11 only
 #   bash tools/preflight.sh pdf        # `make pdf`: also TeX Live (xelatex, latexmk; ~300 MB, ~1.5 min)
 set -euo pipefail
@@ -19,7 +19,7 @@ for goal in "$@"; do
     all) want_npm=1 want_bwrap=1 ;;
     site) want_npm=1 ;;
     grade|worker) want_bwrap=1 ;;
-    test) want_npm=1 want_bwrap=1 want_chromium=1 want_postgres=1 ;;
+    test) want_npm=1 want_bwrap=1 want_chromium=1 want_postgres=1 want_tex=1 ;;   # tests/book/test_pdf.py
     bench) want_npm=1 want_bwrap=1 ;;
     pdf) want_npm=1 want_tex=1 ;;
   esac
@@ -78,8 +78,13 @@ if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null && [ -z "${DESCENT_PREFLI
   echo "$goals: installing the missing Debian packages: ${missing[*]}"
   export DEBIAN_FRONTEND=noninteractive
   apt-get update -qq
-  # TeX Live's recommends add a gigabyte the PDF does not use.
-  apt-get install -y -qq $([ $want_tex = 1 ] && echo --no-install-recommends) "${missing[@]}" >/dev/null
+  # TeX Live's recommends add a gigabyte the PDF does not use; the other packages keep theirs.
+  tex=() rest=()
+  for package in "${missing[@]}"; do
+    case $package in latexmk|texlive-*|fonts-freefont-otf) tex+=("$package") ;; *) rest+=("$package") ;; esac
+  done
+  [ ${#rest[@]} -eq 0 ] || apt-get install -y -qq "${rest[@]}" >/dev/null
+  [ ${#tex[@]} -eq 0 ] || apt-get install -y -qq --no-install-recommends "${tex[@]}" >/dev/null
   DESCENT_PREFLIGHT_INSTALLED=1 exec bash "$0" "$@"   # check again: installed is not enough
 fi
 
