@@ -232,7 +232,13 @@
       }
     }
   }
-  function all() { names(); scrollers(); }
+  // Docutils writes a bibliography as a <div role="list"> of role="doc-biblioentry" entries,
+  // which a list may not hold (axe: critical); the container keeps no list role.
+  function bibliography() {
+    var lists = document.querySelectorAll(".citation-list[role='list']");
+    for (var i = 0; i < lists.length; i++) lists[i].removeAttribute("role");
+  }
+  function all() { names(); scrollers(); bibliography(); }
   document.addEventListener("DOMContentLoaded", function () {
     all();
     if (window.MathJax && MathJax.startup && MathJax.startup.promise) MathJax.startup.promise.then(scrollers);
