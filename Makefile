@@ -131,6 +131,7 @@ bench: $(TESTENV) $(KERNELCONF) $(VENDORED)
 	$(BIN)/python benchmarks/bench_optimizers.py
 	$(BIN)/python benchmarks/bench_site.py
 	$(BIN)/python benchmarks/bench_grading.py
+	$(BIN)/python benchmarks/bench_gradebook.py
 
 clean:
 	rm -rf _build
