@@ -397,12 +397,13 @@ def grade_notebook(nb, assignment: str, settings: Settings) -> tuple[object, dic
         elif entry["role"] == "hidden":
             cell.outputs = _hidden_outputs(entry, record, problems, solution_text, extra_mentions,
                                            allowed, setup, settings, summary,
-                                           course.grade_cells(assignment)[entry["id"]].points)
+                                           course.grade_cells(assignment)[entry["id"]].points,
+                                           course.total_points(assignment, entry["problem"]))
     return nb, summary
 
 
 def _hidden_outputs(entry, record, problems, solution_text, extra_mentions, allowed, setup,
-                    settings, summary, points):
+                    settings, summary, points, total):
     problem = problems[entry["problem"]]
     prefix_failure = record.get("error") or (
         replay_visible(entry["source"], record.get("calls", {}), setup) if entry["source"].strip() else None)
@@ -414,6 +415,7 @@ def _hidden_outputs(entry, record, problems, solution_text, extra_mentions, allo
     if mention or extra_mentions:
         transcript.forbidden = mention or extra_mentions[0]
     verdict = core.judge(problem, transcript, settings.seed, points)  # driven here: nothing to verify
+    verdict.total = total  # the feedback says the problem's points as its heading and the CSV do
     score = 0.0 if prefix_failure else verdict.score
     summary["problems"][problem.name] = score
     if verdict.matched_variant:

@@ -140,6 +140,29 @@ def test_every_named_mistake_appears_in_its_feedback(corpus_run):
     assert checked >= 10
 
 
+def test_feedback_says_each_problems_points_as_the_lms_file_does(corpus_run):
+    """A problem's points in its feedback are the per-problem maximum of lms/<assignment>.csv
+    (which export reads from the gradebook), visible tests' points included."""
+    import csv
+    import html as html_lib
+    import re
+
+    out, _, _, _ = corpus_run
+    checked = 0
+    for assignment in ASSIGNMENTS:
+        with open(out / "lms" / f"{assignment}.csv", newline="") as f:
+            maxima = {r["problem"]: float(r["max"]) for r in csv.DictReader(f) if r["student"] == "correct"}
+        text = html_lib.unescape("".join(p.read_text() for p in (out / "feedback" / "correct" / assignment).glob("*.html")))
+        for problem, most in maxima.items():
+            head = re.search(rf"\b{problem}(, hidden checks)?: [0-9.]+ / [0-9.]+ points.*", text)
+            if head is None:
+                continue  # a written answer: no hidden check's verdict
+            head = head.group(0)
+            assert f"of the problem's {most:g};" in head or head.endswith(f"/ {most:g} points"), (assignment, head)
+            checked += 1
+    assert checked >= 20
+
+
 @pytest.mark.parametrize("assignment", ASSIGNMENTS)
 def test_no_namespace_escape_works(corpus_run, assignment):
     """umount, remount read-write, mount, setns, a new user or mount namespace, ptrace, chroot,
