@@ -118,7 +118,9 @@ def test_lab_has_the_nbgrader_and_widgets_extensions():
 
 
 def open_notebook(page, base, token, path):
-    page.goto(f"{base}/lab/tree/{path}?token={token}")
+    # A workspace of its own: the lab restores the last one's open tabs, and an earlier test's
+    # notebook would be a second .jp-Notebook on the page.
+    page.goto(f"{base}/lab/workspaces/{secrets.token_hex(4)}/tree/{path}?token={token}")
     page.wait_for_selector(".jp-Notebook .jp-Cell", timeout=60000)
     page.wait_for_selector(".jp-Notebook-ExecutionIndicator[data-status='idle'], "
                            "#jp-main-statusbar :text('Idle')", timeout=60000)
