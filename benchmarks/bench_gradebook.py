@@ -20,7 +20,7 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "tools"))
+sys.path[:0] = [str(ROOT), str(ROOT / "tools")]
 
 import postgres  # noqa: E402 - tools/postgres.py
 
@@ -42,8 +42,11 @@ def set_up(url: str) -> None:
 
 
 def write(url: str, students: list[str], start, ready) -> None:
-    """One writer: its students' submissions recorded one after another, each committed."""
+    """One writer: its students' submissions recorded one after another, each committed (with
+    nbgrader's add_submission as the pipeline runs it: pipeline.quiet_gradebook, no autoflush)."""
     from nbgrader.api import Gradebook
+
+    import autograder.pipeline  # noqa: F401 - installs quiet_gradebook, as grading does
 
     with Gradebook(url) as gb:
         for student in students:
