@@ -175,15 +175,12 @@ def test_page_reads_well(server, browser, page_path, color_scheme):
             assert name.strip(), "slider without an accessible name"
             before = shown(figure)
             slider.focus()
-            page.keyboard.press("ArrowRight")
+            # One step away from the end it starts at (many start at their right end).
+            at_end = slider.input_value() == slider.get_attribute("max")
+            page.keyboard.press("ArrowLeft" if at_end else "ArrowRight")
             changed = "(b) => { const i = document.activeElement.closest('.descent-slider').querySelector('img.descent-frame');" \
                       " return i.getAttribute('src') + '|' + i.getAttribute('alt') !== b; }"
-            try:
-                page.wait_for_function(changed, arg=before, timeout=5000)
-            except Exception:  # the slider may start at its right end
-                page.keyboard.press("ArrowLeft")
-                page.keyboard.press("ArrowLeft")
-                page.wait_for_function(changed, arg=before, timeout=5000)
+            page.wait_for_function(changed, arg=before, timeout=5000)
             values = json.loads(slider.get_attribute("data-values"))
             value = values[int(slider.input_value())]
             assert slider.get_attribute("aria-valuetext") == value, "the slider announces its index, not its value"
