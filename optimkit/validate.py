@@ -150,6 +150,10 @@ def grads_like(grads, params, *, allow_none: bool = False) -> list:
             if allow_none:
                 continue
             raise ValueError(f"grads[{i}] is None: this function needs every gradient")
+        if hasattr(g, "toarray") and hasattr(g, "nnz"):  # scipy.sparse: np.asarray makes a 0-d object
+            raise TypeError(f"grads[{i}] is a sparse matrix ({type(g).__name__}); optimkit updates "
+                            f"dense arrays (sparse gradients, like torch's SparseAdam, are out of "
+                            f"scope): pass grads[{i}].toarray()")
         g = np.asarray(g)
         if g.shape != p.shape:
             raise ValueError(f"grads[{i}] has shape {g.shape} but params[{i}] has shape {p.shape}")

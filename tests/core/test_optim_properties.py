@@ -7,6 +7,7 @@ import math
 
 import numpy as np
 import pytest
+import scipy.sparse
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -198,6 +199,8 @@ def test_bad_gradients_and_params_change_nothing(name):  # Muon's in test_muon.p
         ([np.ones(2), np.ones((2, 1))], ValueError, r"grads\[1\] has shape \(2, 1\) but params\[1\] has shape \(2, 2\)"),
         (np.ones(2), TypeError, "single array"),
         ([np.ones(2), np.array([["a", "b"], ["c", "d"]])], TypeError, r"grads\[1\]"),
+        ([np.ones(2), scipy.sparse.csr_matrix(np.eye(2))], TypeError,
+         r"grads\[1\] is a sparse matrix \(csr_matrix\).*grads\[1\]\.toarray\(\)"),
     ]
     for grads, error, match in cases:
         with pytest.raises(error, match=match):
