@@ -128,7 +128,7 @@ def make_plan(nb, assignment: str, settings: Settings) -> dict:
     # "packages": what the sandbox mounts for this assignment besides NumPy, IPython, matplotlib.
     return {"assignment": assignment, "cells": plan_cells, "packages": list(packages),
             "preload": [m for p in packages for m in sandbox.PRELOAD.get(p, (p,))],
-            "cell_timeout": settings.limits.cell_timeout, "allowed_imports": checks.of(assignment).allowed_imports}
+            "memory": settings.limits.memory, "cell_timeout": settings.limits.cell_timeout, "allowed_imports": checks.of(assignment).allowed_imports}
 
 
 class RemoteFunction:
@@ -228,6 +228,17 @@ def _run_once(plan: dict, settings: "Settings", problems: dict) -> tuple[dict, s
             raise SandboxError(f"the sandbox did not start (exit code {session.process.popen.returncode}): "
                                f"{_summarize(session.process.log_tail)}")
         session.send(plan)
+        # The assignment's packages load before any student code: failing there (e.g. out of
+        # address space) is the environment's doing, never a grade.
+        try:
+            loaded = session.read()
+        except (wire.Closed, wire.TimedOut, wire.WireError):
+            loaded = None
+        if not loaded or loaded.get("preloaded") is not True:
+            session.process.kill()
+            raise SandboxError(f"the sandbox could not load {', '.join(plan.get('preload') or ['its packages'])} "
+                               f"(exit code {session.process.popen.returncode}): "
+                               f"{_summarize(session.process.log_tail)}")
         transcripts = {}
         hidden = {c["id"]: c.get("problem") for c in plan["cells"] if c["role"] == "hidden"}
         while True:

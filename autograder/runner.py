@@ -14,7 +14,9 @@ The grader sends a plan: the notebook's code cells in order, each with its role:
 This process holds no checks module, no reference and no secret seed: only this file,
 ``wire.py`` and ``checks/core.py`` are mounted. Nothing it says is trusted. It reports
 ``ready`` before any student code runs (so a sandbox that cannot start is told apart from
-a notebook that crashes), then one ``started`` line and one record per cell as soon as the
+a notebook that crashes), ``preloaded`` once the assignment's packages are imported and the
+address space is capped to the notebook's budget (so a package that cannot load is not a
+grade either), then one ``started`` line and one record per cell as soon as the
 cell finishes, so the grader knows where a notebook that hung or died stopped.
 """
 
@@ -25,6 +27,7 @@ import importlib
 import io
 import os
 import re
+import resource
 import signal
 import traceback
 import types
@@ -115,6 +118,9 @@ def main() -> int:
     skip = set(plan.get("skip", []))
     for module in plan.get("preload", []):  # the assignment's packages (torch), before any cell's clock
         importlib.import_module(module)
+    if plan.get("memory"):
+        _cap_address_space(int(plan["memory"]))
+    send({"preloaded": True})
     handles: dict = {}  # objects a served function returned that are not plain data (its state)
 
     for cell in plan["cells"]:
@@ -172,6 +178,17 @@ def main() -> int:
             send(dict(record, error=f"the test's calls could not be recorded: {exc}"))
     send({"done": True})
     return 0
+
+
+def _cap_address_space(budget: int) -> None:
+    """Lower the address-space limit to what is mapped now (Python, NumPy, IPython and the
+    assignment's packages) plus ``budget``, the notebook's own; never above the limit the
+    sandbox started with (a process may lower its limits, not raise them)."""
+    with open("/proc/self/status") as status:
+        mapped = next(int(line.split()[1]) * 1024 for line in status if line.startswith("VmSize:"))
+    hard = resource.getrlimit(resource.RLIMIT_AS)[1]
+    cap = mapped + budget if hard == resource.RLIM_INFINITY else min(hard, mapped + budget)
+    resource.setrlimit(resource.RLIMIT_AS, (cap, cap))
 
 
 def _describe(result) -> str:

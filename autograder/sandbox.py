@@ -77,7 +77,11 @@ class SandboxUnavailable(RuntimeError):
 class Limits:
     cell_timeout: float = 30.0          # seconds per cell (enforced inside the runner)
     wall_clock: float = 120.0           # seconds for the whole notebook (enforced here)
-    memory: int = 3 * 2**30             # bytes of address space
+    memory: int = 3 * 2**30             # bytes of address space for the notebook's own use
+    # More address space while an assignment's packages load, before any student code runs: the
+    # runner then lowers the limit to what they mapped plus ``memory``. torch's default (CUDA)
+    # wheel from PyPI maps 3.2 GB of libraries at import, the CPU wheel 0.6 GB.
+    packages_memory: int = 8 * 2**30
     processes: int = 64                 # processes/threads of the sandbox user
     file_size: int = 64 * 2**20         # bytes per file written
     disk: int = 64 * 2**20              # bytes in the sandbox's /tmp, all files together
@@ -266,10 +270,12 @@ def _count_processes(uid: int) -> int:
     return count
 
 
-def _limits(limits: Limits, base_processes: int):
+def _limits(limits: Limits, base_processes: int, packages: tuple[str, ...] = ()):
+    address_space = limits.memory + (limits.packages_memory if packages else 0)
+
     def apply():
         os.setsid()  # one process group: the wall clock kills it whole
-        resource.setrlimit(resource.RLIMIT_AS, (limits.memory, limits.memory))
+        resource.setrlimit(resource.RLIMIT_AS, (address_space, address_space))
         resource.setrlimit(resource.RLIMIT_NPROC, (base_processes + limits.processes,) * 2)
         resource.setrlimit(resource.RLIMIT_FSIZE, (limits.file_size, limits.file_size))
         resource.setrlimit(resource.RLIMIT_CPU, (limits.cpu, limits.cpu))
@@ -294,7 +300,7 @@ class Process:
         self.popen = subprocess.Popen(
             command(argv, slot=slot, mode=mode, limits=limits, env=env, packages=packages), env=env if mode == "none" else
             {"PATH": os.environ.get("PATH", "/usr/bin:/bin")}, cwd="/", stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE, stderr=subprocess.PIPE, preexec_fn=_limits(limits, base))
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, preexec_fn=_limits(limits, base, packages))
         self.mode = mode
         self.stdin, self.stdout = self.popen.stdin.fileno(), self.popen.stdout.fileno()
         self._tail = bytearray()

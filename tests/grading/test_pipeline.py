@@ -370,6 +370,32 @@ def test_a_sandbox_that_cannot_start_is_not_a_grade(tmp_path):
     assert {r["status"] for r in rows_of(out).values()} == {"graded"}
 
 
+
+def test_the_notebooks_memory_budget_starts_after_torch_is_loaded(tmp_path):
+    """torch's default wheel from PyPI (CUDA) maps 3.2 GB of address space at import, more than a
+    notebook's whole 3 GiB budget: assignment 09 once scored 0 for every student that way. The
+    budget now counts from what the runner mapped before the first cell. Here (the CPU wheel maps
+    about 0.6 GB) a 400 MiB budget, less than torch alone, grades 09 exactly; the memory hog,
+    12.8 GB, still gets nothing."""
+    inbox = tmp_path / "inbox"
+    for student in ("correct", "memory"):
+        shutil.copytree(SUBMISSIONS / student / "09_torch_optimizer", inbox / student / "09_torch_optimizer")
+    run_grader(inbox, tmp_path / "out", "--memory", "400")
+    for (student, assignment), row in rows_of(tmp_path / "out").items():
+        assert row["status"] == "graded" and row["scores"] == pytest.approx(expected(student, assignment)), row
+
+
+def test_a_package_that_cannot_load_is_not_a_grade():
+    """Negative control of the test above: with no extra room while torch loads, the import fails
+    before any student code runs, and that is the environment's failure, not a score of 0."""
+    from autograder.grading import SandboxError, Settings, grade_notebook
+
+    nb = nbformat.read(SUBMISSIONS / "correct" / "09_torch_optimizer" / "torch_optimizer.ipynb", as_version=4)
+    settings = Settings(seed=SEED, isolation=MODE,
+                        limits=sandbox.Limits(memory=400 * 2**20, packages_memory=0, wall_clock=60))
+    with pytest.raises(SandboxError, match="could not load torch"):
+        grade_notebook(nb, "09_torch_optimizer", settings)
+
 # --- every input gets a row or a message --------------------------------------------------------------
 
 def test_an_lms_zip_reports_duplicates_and_grades_the_latest(tmp_path):
@@ -406,6 +432,24 @@ def test_bad_inputs_each_get_a_row_or_a_message(tmp_path):
     assert "stray.txt: not a <student>/<assignment>/ folder" in result.stderr
     assert "broken: not in the roster" in result.stderr
 
+
+def test_an_assignment_changed_since_its_folder_was_graded_is_named_with_what_to_do(tmp_path):
+    """nbgrader refuses to change a graded assignment's cells; the grader says so in one line
+    (not "see the above traceback") with the way out, and the folder's grades stay."""
+    from nbgrader.api import Gradebook
+
+    inbox = slice_inbox(tmp_path, ["correct"])
+    out = tmp_path / "out"
+    run_grader(inbox, out)
+    before = (out / "grades.csv").read_bytes()
+    with Gradebook(f"sqlite:///{out / 'gradebook.db'}", course_id="descent") as gb:
+        # as if solutions/01_sgd had lost a test cell since this folder was graded
+        gb.add_grade_cell("a_test_since_removed", "sgd", "01_sgd", max_score=1, cell_type="code")
+    result = run_grader(inbox, out, check=False)
+    assert result.returncode == 2 and "Traceback" not in result.stderr, result.stderr[-2000:]
+    assert "01_sgd's graded cells" in result.stderr and "Cannot add or remove cells" in result.stderr
+    assert "new --out folder" in result.stderr
+    assert (out / "grades.csv").read_bytes() == before
 
 def test_a_file_that_is_not_a_zip_is_refused_clearly(tmp_path):
     bogus = tmp_path / "grades.zip"
