@@ -79,7 +79,8 @@ quiet_gradebook()
 
 
 class InputError(ValueError):
-    """The inbox itself is unusable (not a folder or a zip); the message says what to give."""
+    """What was given cannot be graded as it is (an inbox that is no folder or zip, an output
+    folder graded with other cells); the message says what to give."""
 
 
 class EnvironmentFailure(RuntimeError):
@@ -412,8 +413,15 @@ def record(sub: Submission, row: Row, prepared: dict, graded: dict) -> Row:
     return row
 
 
+# nbgrader's closing lines after a failure, which name no cause.
+NBGRADER_GENERIC = ("Please see the the above traceback", "There was an error processing")
+
+
 def _last_error(result: dict) -> str:
-    lines = [line for line in (result.get("log") or "").splitlines() if "ERROR" in line or "Error" in line]
+    """The most specific error line of an nbgrader API result: its last error line that names a
+    cause (e.g. "RuntimeError: Cannot add or remove cells ..."), not the generic ones after it."""
+    lines = [line.strip() for line in (result.get("log") or "").splitlines()
+             if ("ERROR" in line or "Error" in line) and not any(g in line for g in NBGRADER_GENERIC)]
     return (lines[-1] if lines else result.get("error") or "unknown error")[-300:]
 
 
@@ -662,7 +670,14 @@ def register(config: Config, assignments: set[str], students: set[str]) -> None:
         for assignment in sorted(assignments):
             result = api.generate_assignment(assignment, force=True, create=True)
             if not result["success"]:
-                raise RuntimeError(f"could not register {assignment} in the gradebook: {_last_error(result)}")
+                reason = _last_error(result)
+                if "Cannot add or remove cells" in reason:  # nbgrader's rule for a graded assignment
+                    raise InputError(
+                        f"{assignment}'s graded cells in solutions/ differ from those it was graded with "
+                        f"in {config.out} ({reason}); nbgrader keeps a graded assignment's cells fixed. "
+                        f"Grade this version into a new --out folder, or check out the version of "
+                        f"solutions/{assignment} this folder was graded with.")
+                raise RuntimeError(f"could not register {assignment} in the gradebook: {reason}")
         with api.gradebook as gb:
             for student in sorted(students):
                 gb.update_or_create_student(student)
