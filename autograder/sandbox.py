@@ -258,25 +258,27 @@ def environment() -> dict:
             "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
 
 
-def _count_processes(uid: int) -> int:
+def _count_tasks(uid: int) -> int:
+    """Processes and threads of ``uid``: what RLIMIT_NPROC counts (a Dask worker or the grader
+    itself runs dozens of threads; counting processes alone left no room to start a sandbox)."""
     count = 0
     for entry in Path("/proc").iterdir():
         if entry.name.isdigit():
             try:
                 if entry.stat().st_uid == uid:
-                    count += 1
+                    count += len(os.listdir(entry / "task"))
             except OSError:
                 pass
     return count
 
 
-def _limits(limits: Limits, base_processes: int, packages: tuple[str, ...] = ()):
+def _limits(limits: Limits, base_tasks: int, packages: tuple[str, ...] = ()):
     address_space = limits.memory + (limits.packages_memory if packages else 0)
 
     def apply():
         os.setsid()  # one process group: the wall clock kills it whole
         resource.setrlimit(resource.RLIMIT_AS, (address_space, address_space))
-        resource.setrlimit(resource.RLIMIT_NPROC, (base_processes + limits.processes,) * 2)
+        resource.setrlimit(resource.RLIMIT_NPROC, (base_tasks + limits.processes,) * 2)
         resource.setrlimit(resource.RLIMIT_FSIZE, (limits.file_size, limits.file_size))
         resource.setrlimit(resource.RLIMIT_CPU, (limits.cpu, limits.cpu))
         resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
@@ -296,7 +298,7 @@ class Process:
         # The process limit counts every process of the uid: start from what already runs as it
         # (another grader sharing the sandbox users, the grader's own processes in userns mode).
         uid = ensure_user(slot)[0] if mode == "user" else os.getuid()
-        base = _count_processes(uid)
+        base = _count_tasks(uid)
         self.popen = subprocess.Popen(
             command(argv, slot=slot, mode=mode, limits=limits, env=env, packages=packages), env=env if mode == "none" else
             {"PATH": os.environ.get("PATH", "/usr/bin:/bin")}, cwd="/", stdin=subprocess.PIPE,

@@ -101,7 +101,9 @@ def _unreachable_ancestor(path: Path) -> Path | None:
 @pytest.mark.skipif(os.geteuid() != 0, reason="the suite already runs as an ordinary user: every test is this case")
 def test_an_ordinary_user_grades_in_a_path_with_a_space(tmp_path):
     """A user the test creates (not root with a flag), a copy of the repository it owns under
-    /tmp in a folder whose name has a space, the venv's Python: isolation 'userns', same grades."""
+    /tmp in a folder whose name has a space, the venv's Python: isolation 'userns', same grades,
+    09's torch included. Meanwhile the same user runs a process of 100 threads, as a Dask worker
+    or a busy grader does: the process limit counts threads, and the sandboxes still start."""
     name = "descent-test-grader"
     if subprocess.run(["id", name], capture_output=True).returncode != 0:
         subprocess.run(["useradd", "--system", "--no-create-home", "--shell", "/usr/sbin/nologin", name], check=True)
@@ -114,6 +116,8 @@ def test_an_ordinary_user_grades_in_a_path_with_a_space(tmp_path):
         inbox = top / "inbox"
         for student in ("correct", "escape", "reference"):
             shutil.copytree(demo.DEMO / "submissions" / student / "01_sgd", inbox / student / "01_sgd")
+        shutil.copytree(demo.DEMO / "submissions" / "correct" / "09_torch_optimizer",
+                        inbox / "correct" / "09_torch_optimizer")
         subprocess.run(["chown", "-R", f"{user.pw_uid}:{user.pw_gid}", str(top)], check=True)
         os.chmod(top, 0o755)
         command = [sys.executable, "-m", "autograder", "grade", str(inbox), "--out", str(top / "out"),
@@ -128,7 +132,10 @@ def test_an_ordinary_user_grades_in_a_path_with_a_space(tmp_path):
                        "mkdir /mnt/python", f"mount --bind {shlex.quote(str(base))} /mnt/python",
                        f"mount -t tmpfs -o size=1m,mode=0755 cover {shlex.quote(str(hidden))}",
                        f"mkdir -p {shlex.quote(str(base))}", f"mount --bind /mnt/python {shlex.quote(str(base))}"]
-        script.append("cd " + shlex.quote(str(repo)) + " && exec " + shlex.join(drop + command))
+        threads = ("import threading, time\nfor _ in range(100):\n"
+                   "    threading.Thread(target=time.sleep, args=(600,), daemon=True).start()\ntime.sleep(600)")
+        script += ["cd " + shlex.quote(str(repo)), shlex.join(drop + [sys.executable, "-c", threads]) + " & busy=$!",
+                   "sleep 1", "set +e", shlex.join(drop + command), "status=$?", "kill $busy", "exit $status"]
         result = subprocess.run(["unshare", "--mount", "--", "/bin/sh", "-c", "\n".join(script)],
                                 capture_output=True, text=True, timeout=600)
         assert result.returncode == 0, result.stderr[-3000:]
