@@ -45,7 +45,8 @@ def main(argv=None) -> int:
     g.add_argument("--cell-timeout", type=float, default=30.0)
     g.add_argument("--wall-clock", type=float, default=120.0)
     g.add_argument("--memory", type=int, default=sandbox.Limits.memory // 2**20,
-                   help="MiB of address space per notebook (default: %(default)s)")
+                   help="MiB of address space per notebook, beyond what its assignment's packages "
+                        "(torch) map before the first cell (default: %(default)s)")
     g.add_argument("--seed", type=int, help="secret seed (default: one per output folder, kept in OUT/seed)")
     missing_help = ("missing work in the LMS gradebooks (lms/canvas.csv, lms/moodle.csv) and lms/<assignment>.csv: "
                     "0 or left blank (default: %(default)s)")
