@@ -213,32 +213,30 @@ def _drive_remote(session: Session, problem, settings: "Settings") -> core.Trans
     return transcript
 
 
+def _expect(session: Session, key: str, failure: str) -> None:
+    """The runner's next message must be ``{key: True}``, which it sends before any student code
+    runs; anything else is the sandbox failing, a :class:`SandboxError` and never a grade."""
+    try:
+        message = session.read()
+    except (wire.Closed, wire.TimedOut, wire.WireError):
+        message = None
+    if not message or message.get(key) is not True:
+        session.process.kill()
+        raise SandboxError(f"{failure} (exit code {session.process.popen.returncode}): "
+                           f"{_summarize(session.process.log_tail)}")
+
+
 def _run_once(plan: dict, settings: "Settings", problems: dict) -> tuple[dict, set, bool, dict]:
     """One sandbox run: (records by cell id, ids started, finished?, what happened)."""
     records, started, done = {}, set(), False
     what = {"timed_out": False, "crashed": False, "corrupt": None, "returncode": None, "log": ""}
     session = Session(settings, tuple(plan.get("packages", ())))
     try:
-        try:
-            ready = session.read()
-        except (wire.Closed, wire.TimedOut, wire.WireError):
-            ready = None
-        if not ready or ready.get("ready") is not True:
-            session.process.kill()
-            raise SandboxError(f"the sandbox did not start (exit code {session.process.popen.returncode}): "
-                               f"{_summarize(session.process.log_tail)}")
+        _expect(session, "ready", "the sandbox did not start")
         session.send(plan)
         # The assignment's packages load before any student code: failing there (e.g. out of
         # address space) is the environment's doing, never a grade.
-        try:
-            loaded = session.read()
-        except (wire.Closed, wire.TimedOut, wire.WireError):
-            loaded = None
-        if not loaded or loaded.get("preloaded") is not True:
-            session.process.kill()
-            raise SandboxError(f"the sandbox could not load {', '.join(plan.get('preload') or ['its packages'])} "
-                               f"(exit code {session.process.popen.returncode}): "
-                               f"{_summarize(session.process.log_tail)}")
+        _expect(session, "preloaded", f"the sandbox could not load {', '.join(plan.get('preload') or ['its packages'])}")
         transcripts = {}
         hidden = {c["id"]: c.get("problem") for c in plan["cells"] if c["role"] == "hidden"}
         while True:
