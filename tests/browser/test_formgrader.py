@@ -13,7 +13,6 @@ import json
 import os
 import secrets
 import shutil
-import socket
 import subprocess
 import sys
 import time
@@ -23,15 +22,10 @@ from pathlib import Path
 import pytest
 
 from autograder import export
+from servers import free_port, jupyter_server
 
 ROOT = Path(__file__).resolve().parents[2]
 BIN = Path(sys.executable).parent
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def read_csv(path: Path) -> list[dict]:
@@ -109,30 +103,13 @@ def formgrader(small_course, tmp_path):
     port, token = free_port(), secrets.token_hex(16)
     env = dict(os.environ, PATH=f"{BIN}{os.pathsep}{os.environ['PATH']}", HOME=str(home),
                JUPYTER_CONFIG_DIR=str(home / ".jupyter"), JUPYTER_RUNTIME_DIR=str(home / ".runtime"))
-    server = subprocess.Popen(
-        [str(BIN / "jupyter"), "server", "--no-browser", "--ServerApp.ip=127.0.0.1", f"--ServerApp.port={port}",
-         f"--IdentityProvider.token={token}", f"--ServerApp.root_dir={out}",
-         *(["--allow-root"] if os.geteuid() == 0 else [])],
-        cwd=out, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True)
     base = f"http://127.0.0.1:{port}"
-    deadline = time.time() + 120
-    while time.time() < deadline:
-        try:
-            urllib.request.urlopen(f"{base}/formgrader/api/assignments?token={token}", timeout=5)
-            break
-        except OSError:
-            if server.poll() is not None:
-                pytest.fail(f"jupyter server exited: {server.stdout.read().decode()[-2000:]}")
-            time.sleep(0.5)
-    else:
-        server.kill()
-        pytest.fail("jupyter server with formgrader did not start within 120 s")
-    yield out, base, token
-    server.terminate()
-    try:
-        server.wait(timeout=10)
-    except subprocess.TimeoutExpired:
-        server.kill()
+    argv = [str(BIN / "jupyter"), "server", "--no-browser", "--ServerApp.ip=127.0.0.1", f"--ServerApp.port={port}",
+            f"--IdentityProvider.token={token}", f"--ServerApp.root_dir={out}",
+            *(["--allow-root"] if os.geteuid() == 0 else [])]
+    with jupyter_server(argv, f"{base}/formgrader/api/assignments?token={token}", "jupyter server with formgrader",
+                        120, cwd=out, env=env):
+        yield out, base, token
 
 
 def manual_score(out: Path, student: str, assignment: str, cell: str):

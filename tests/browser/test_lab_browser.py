@@ -10,25 +10,17 @@ from __future__ import annotations
 import json
 import os
 import secrets
-import socket
 import subprocess
 import sys
-import time
-import urllib.request
 from pathlib import Path
 
 import pytest
 
 from autograder import course, demo, lab as student_lab
+from servers import free_port, jupyter_server
 
 ROOT = Path(__file__).resolve().parents[2]
 BIN = Path(sys.executable).parent
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @pytest.fixture(scope="module")
@@ -41,29 +33,11 @@ def lab(tmp_path_factory):
     port, token = free_port(), secrets.token_hex(16)
     env = student_lab.lab_environment(dict(os.environ, JUPYTER_CONFIG_DIR=str(home / ".jupyter"),
                                            JUPYTER_RUNTIME_DIR=str(home / ".runtime")))
-    server = subprocess.Popen(
-        student_lab.lab_command(work, "--no-browser", "--ServerApp.ip=127.0.0.1", f"--ServerApp.port={port}",
-                                f"--IdentityProvider.token={token}", "--ServerApp.open_browser=False"),
-        env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True)
     base = f"http://127.0.0.1:{port}"
-    deadline = time.time() + 60
-    while time.time() < deadline:
-        try:
-            urllib.request.urlopen(f"{base}/api/status?token={token}", timeout=2)
-            break
-        except OSError:
-            if server.poll() is not None:
-                pytest.fail(f"JupyterLab exited: {server.stdout.read().decode()[-2000:]}")
-            time.sleep(0.5)
-    else:
-        server.kill()
-        pytest.fail("JupyterLab did not start within 60 s")
-    yield base, token, work
-    server.terminate()
-    try:
-        server.wait(timeout=10)
-    except subprocess.TimeoutExpired:
-        server.kill()
+    argv = student_lab.lab_command(work, "--no-browser", "--ServerApp.ip=127.0.0.1", f"--ServerApp.port={port}",
+                                   f"--IdentityProvider.token={token}", "--ServerApp.open_browser=False")
+    with jupyter_server(argv, f"{base}/api/status?token={token}", "JupyterLab", 60, env=env):
+        yield base, token, work
 
 
 def test_student_fills_in_sgd_and_sees_visible_tests_pass_and_a_widget(lab, browser):
