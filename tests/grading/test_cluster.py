@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import csv
+import json
 import os
 import signal
 import socket
@@ -45,8 +46,8 @@ class DaskCluster:
     `make worker` starts them but without a nanny, so that a killed worker stays dead."""
 
     def __init__(self, logs: Path):
-        self.logs, self.port = logs, free_port()
-        self.address = f"tcp://127.0.0.1:{self.port}"
+        self.logs = logs
+        self.address, self.port = "", 0  # the scheduler's, once started
         self.processes: list[subprocess.Popen] = []
         self.workers: list[subprocess.Popen] = []
 
@@ -61,8 +62,23 @@ class DaskCluster:
     def start(self, workers: int = 2, bare_workers: int = 0, links: list["Link"] | None = None,
               scheduler_env: dict | None = None) -> "DaskCluster":
         """``links``: the first workers' network, one :class:`Link` each, that a test can cut."""
-        self._start(["scheduler", "--host", "127.0.0.1", "--port", str(self.port), "--no-dashboard"], "scheduler",
-                    env={**os.environ, **(scheduler_env or {})})
+        # The scheduler binds a free port itself and writes its address to a file: a port chosen
+        # here and released would be free only until some other socket took it ("Address already
+        # in use", seen once in a full run).
+        scheduler_file = self.logs / "scheduler.json"
+        scheduler = self._start(["scheduler", "--host", "127.0.0.1", "--port", "0", "--no-dashboard",
+                                 "--scheduler-file", str(scheduler_file)], "scheduler",
+                                env={**os.environ, **(scheduler_env or {})})
+        deadline = time.monotonic() + 60
+        while not self.address:
+            try:
+                self.address = json.loads(scheduler_file.read_text())["address"]
+            except (OSError, ValueError, KeyError):  # not written yet, or half written
+                if scheduler.poll() is not None or time.monotonic() > deadline:
+                    pytest.fail("the dask scheduler did not start:\n"
+                                + (self.logs / "scheduler.log").read_text()[-2000:])
+                time.sleep(0.1)
+        self.port = int(self.address.rsplit(":", 1)[1])
         bare = {**os.environ, "PATH": str(Path(sys.executable).parent)}  # no bwrap: cannot isolate
         for i in range(workers + bare_workers):
             address = ["--host", "127.0.0.1"]
