@@ -295,7 +295,7 @@ class Process:
         env = environment()
         if mode == "none":
             env["PYTHONPATH"] = str(ROOT)
-        # The process limit counts every process of the uid: start from what already runs as it
+        # The process limit counts every thread of the uid: start from what already runs as it
         # (another grader sharing the sandbox users, the grader's own processes in userns mode).
         uid = ensure_user(slot)[0] if mode == "user" else os.getuid()
         base = _count_tasks(uid)

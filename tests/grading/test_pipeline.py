@@ -385,6 +385,23 @@ def test_the_notebooks_memory_budget_starts_after_torch_is_loaded(tmp_path):
         assert row["status"] == "graded" and row["scores"] == pytest.approx(expected(student, assignment)), row
 
 
+def test_in_09_student_code_gets_its_budget_not_torchs_allowance():
+    """The attack on the allowance above: torch loads with 8 GiB of room, but a cell after it
+    that asks for 1 GiB under a 400 MiB budget is refused (the runner lowered the limit before
+    the first cell); under the default 3 GiB budget the same cell gets it (the control)."""
+    from autograder.grading import Settings, grade_notebook
+
+    probe = ("import numpy as np\ntry:\n    hog = np.ones(2**27)  # 1 GiB\n    print('HOG ALLOCATED')\n"
+             "except MemoryError:\n    print('HOG REFUSED')\n")
+    said = {}
+    for mib in (400, 3072):
+        nb = nbformat.read(SUBMISSIONS / "correct" / "09_torch_optimizer" / "torch_optimizer.ipynb", as_version=4)
+        nb.cells.append(nbformat.v4.new_code_cell(probe))
+        nb, _ = grade_notebook(nb, "09_torch_optimizer", Settings(
+            seed=SEED, isolation=MODE, limits=sandbox.Limits(memory=mib * 2**20, wall_clock=60)))
+        said[mib] = "".join(o.get("text", "") for o in nb.cells[-1].get("outputs", []))
+    assert "HOG REFUSED" in said[400] and "HOG ALLOCATED" in said[3072], said
+
 def test_a_package_that_cannot_load_is_not_a_grade():
     """Negative control of the test above: with no extra room while torch loads, the import fails
     before any student code runs, and that is the environment's failure, not a score of 0."""
